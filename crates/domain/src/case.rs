@@ -1,0 +1,921 @@
+//! The case (事件/工单) and its state machine.
+//!
+//! [`decide`] is the one function that says what an action does to a case: who may take it,
+//! in which status, what changes, and which events are written. Stores persist its
+//! [`Decision`] atomically; nothing else changes a case.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::calendar::Calendar;
+use crate::category;
+use crate::org::{Level, OrgRef, parent_path};
+use crate::policy::Policy;
+use crate::role::{Actor, Role};
+use crate::timeline::NewEvent;
+use crate::{DomainError, to_millis};
+
+macro_rules! str_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal / $zh:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
+            pub fn zh(self) -> &'static str { match self { $($name::$variant => $zh),+ } }
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($s => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// Where a case is in the loop.
+    Status {
+        Reported = "reported" / "待受理",
+        Accepted = "accepted" / "已受理",
+        Dispatched = "dispatched" / "已派遣",
+        InProgress = "in_progress" / "处置中",
+        Replied = "replied" / "已回复",
+        Closed = "closed" / "已办结",
+        Rejected = "rejected" / "不予受理",
+        Merged = "merged" / "已合并",
+    }
+);
+
+impl Status {
+    /// Open cases still need someone to act; the other three are final (a closed case may
+    /// still be reopened by feedback).
+    pub fn is_open(self) -> bool {
+        !matches!(self, Status::Closed | Status::Rejected | Status::Merged)
+    }
+}
+
+str_enum!(
+    /// Where a report came in (来源渠道).
+    Channel {
+        ResidentWeb = "resident_web" / "群众网上报事",
+        Hotline = "hotline" / "热线电话",
+        GridPatrol = "grid_patrol" / "网格员巡查",
+        NightVisit = "night_visit" / "夜访",
+        DoorVisit = "door_visit" / "两问大家访",
+        TowerGroup = "tower_group" / "塔群求助",
+        Volunteer = "volunteer" / "志愿者",
+        CameraAlert = "camera_alert" / "智慧天眼预警",
+        Inspection = "inspection" / "执法检查",
+        Open311 = "open311" / "第三方接入",
+    }
+);
+
+str_enum!(
+    /// 办理方式, chosen on accept.
+    HandlingMode {
+        Immediate = "immediate" / "即时办理",
+        SelfGovernance = "self_governance" / "自治协商",
+        Joint = "joint" / "联合解决",
+        Escalate = "escalate" / "上报攻坚",
+        Explain = "explain" / "解释疏导",
+    }
+);
+
+str_enum!(
+    /// The 135 rule's three classes.
+    Difficulty {
+        Simple = "simple" / "简单(1个工作日)",
+        Difficult = "difficult" / "较难(3个工作日)",
+        UnsolvableNow = "unsolvable_now" / "暂难解决(5个工作日出方案)",
+    }
+);
+
+str_enum!(
+    /// The reporter's rating (回访满意度).
+    Rating {
+        Satisfied = "satisfied" / "满意",
+        BasicallySatisfied = "basically_satisfied" / "基本满意",
+        Unsatisfied = "unsatisfied" / "不满意",
+    }
+);
+
+impl Rating {
+    pub fn is_satisfied(self) -> bool {
+        matches!(self, Rating::Satisfied | Rating::BasicallySatisfied)
+    }
+}
+
+str_enum!(
+    /// The actions of CONTRACT.md, as taken through `POST /cases/{id}/actions`.
+    ActionKind {
+        Accept = "accept" / "受理",
+        Reject = "reject" / "不予受理",
+        Dispatch = "dispatch" / "派遣",
+        Claim = "claim" / "签收",
+        Return = "return" / "退单",
+        RequestExtension = "request_extension" / "延期申请",
+        DecideExtension = "decide_extension" / "延期审批",
+        Reply = "reply" / "办结回复",
+        Verify = "verify" / "核查",
+        Close = "close" / "结案",
+        Escalate = "escalate" / "上报",
+        Supervise = "supervise" / "督办",
+        Merge = "merge" / "合并",
+        Comment = "comment" / "备注",
+    }
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+impl Location {
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if !(self.lat.is_finite() && (-90.0..=90.0).contains(&self.lat)) {
+            return Err(DomainError::invalid(
+                "location.lat",
+                "latitude must be within ±90",
+            ));
+        }
+        if !(self.lng.is_finite() && (-180.0..=180.0).contains(&self.lng)) {
+            return Err(DomainError::invalid(
+                "location.lng",
+                "longitude must be within ±180",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reporter {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionRequest {
+    pub days: u32,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// One case. Stores keep the indexed fields in columns and the rest as a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub id: i64,
+    pub number: String,
+    pub status: Status,
+    pub version: i64,
+    pub channel: Channel,
+    pub title: String,
+    pub description: String,
+    pub category: Option<String>,
+    pub location: Option<Location>,
+    pub address: Option<String>,
+    /// 属地: the org where the problem is. Fixed at report time; all measures count here.
+    pub area_org: String,
+    pub area_path: String,
+    /// The org responsible now (the centre before dispatch, the assignee after).
+    pub org: String,
+    pub org_path: String,
+    /// The centre (指挥中心) that accepted the case; returns (退单) go back to it.
+    pub centre_org: Option<String>,
+    pub centre_path: Option<String>,
+    pub handling_mode: Option<HandlingMode>,
+    pub difficulty: Option<Difficulty>,
+    pub reporter: Reporter,
+    /// The username that reported it, for staff channels; `None` for residents and systems.
+    pub created_by: Option<String>,
+    pub attachments: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub claim_deadline: Option<DateTime<Utc>>,
+    pub claim_reminded: bool,
+    pub overdue: bool,
+    pub overdue_since: Option<DateTime<Utc>>,
+    pub escalation_level: u32,
+    pub last_escalated_at: Option<DateTime<Utc>>,
+    pub last_supervised_at: Option<DateTime<Utc>>,
+    pub supervise_count: u32,
+    pub pending_extension: Option<ExtensionRequest>,
+    pub extension_days: u32,
+    pub result: Option<String>,
+    pub result_attachments: Vec<String>,
+    pub replied_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub closed_on_time: Option<bool>,
+    pub rework_count: u32,
+    pub reopen_count: u32,
+    pub awaiting_feedback: bool,
+    pub feedback_count: u32,
+    pub rating: Option<Rating>,
+    pub rating_comment: Option<String>,
+    pub merged_into: Option<i64>,
+    pub reject_reason: Option<String>,
+    /// When the overdue sweep must next look at this case ([`Policy::next_due`]).
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// What a reporter supplies. The HTTP layer fills it from a request body.
+#[derive(Debug, Clone, Default)]
+pub struct NewCase {
+    pub channel: Option<Channel>,
+    pub title: String,
+    pub description: String,
+    pub category: Option<String>,
+    pub location: Option<Location>,
+    pub address: Option<String>,
+    pub reporter: Reporter,
+    pub attachments: Vec<String>,
+}
+
+/// An action as the API receives it (`{"action": "...", ...fields}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    Accept {
+        handling_mode: HandlingMode,
+        difficulty: Difficulty,
+        #[serde(default)]
+        category: Option<String>,
+    },
+    Reject {
+        reason: String,
+    },
+    Dispatch {
+        org: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    Claim {},
+    Return {
+        reason: String,
+    },
+    RequestExtension {
+        days: u32,
+        reason: String,
+    },
+    DecideExtension {
+        approved: bool,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    Reply {
+        result: String,
+        #[serde(default)]
+        attachments: Vec<String>,
+    },
+    Verify {
+        passed: bool,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    Close {
+        note: String,
+    },
+    Escalate {
+        reason: String,
+    },
+    Supervise {
+        note: String,
+    },
+    Merge {
+        into: i64,
+    },
+    Comment {
+        text: String,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Accept { .. } => ActionKind::Accept,
+            Action::Reject { .. } => ActionKind::Reject,
+            Action::Dispatch { .. } => ActionKind::Dispatch,
+            Action::Claim {} => ActionKind::Claim,
+            Action::Return { .. } => ActionKind::Return,
+            Action::RequestExtension { .. } => ActionKind::RequestExtension,
+            Action::DecideExtension { .. } => ActionKind::DecideExtension,
+            Action::Reply { .. } => ActionKind::Reply,
+            Action::Verify { .. } => ActionKind::Verify,
+            Action::Close { .. } => ActionKind::Close,
+            Action::Escalate { .. } => ActionKind::Escalate,
+            Action::Supervise { .. } => ActionKind::Supervise,
+            Action::Merge { .. } => ActionKind::Merge,
+            Action::Comment { .. } => ActionKind::Comment,
+        }
+    }
+}
+
+/// Facts about other records that an action refers to, looked up by the caller before
+/// deciding (the domain does no I/O).
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// For `dispatch`: the target org and its level.
+    pub target: Option<(OrgRef, Level)>,
+    /// For `merge`: the original case.
+    pub merge_into: Option<MergeTarget>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MergeTarget {
+    pub id: i64,
+    pub number: String,
+    pub status: Status,
+}
+
+/// The clock, calendar and policy a decision is made under.
+pub struct Ctx<'a> {
+    pub now: DateTime<Utc>,
+    pub calendar: &'a Calendar,
+    pub policy: &'a Policy,
+}
+
+/// What a decision changes: the case after, and the events to append, in order.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub case: Case,
+    pub events: Vec<NewEvent>,
+}
+
+pub const TITLE_MAX: usize = 200;
+pub const TEXT_MAX: usize = 5000;
+
+fn check_text(field: &str, v: &str, max: usize, required: bool) -> Result<(), DomainError> {
+    let n = v.trim().chars().count();
+    if required && n == 0 {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(DomainError::invalid(
+            field,
+            format!("at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A phone number as people type it: digits with optional `+`, spaces and dashes.
+pub fn normalize_phone(p: &str) -> Result<String, DomainError> {
+    let digits: String = p.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let body = digits.strip_prefix('+').unwrap_or(&digits);
+    if body.len() < 5 || body.len() > 20 || !body.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DomainError::invalid("reporter.phone", "not a phone number"));
+    }
+    Ok(digits)
+}
+
+/// Builds a new case, reported by `actor` in the area `area`. The store assigns `id` and
+/// `number`.
+pub fn new_case(
+    input: NewCase,
+    actor: &Actor,
+    area: &OrgRef,
+    ctx: &Ctx,
+) -> Result<Decision, DomainError> {
+    let now = to_millis(ctx.now);
+    let channel = input
+        .channel
+        .ok_or_else(|| DomainError::invalid("channel", "is required"))?;
+    check_text("title", &input.title, TITLE_MAX, true)?;
+    check_text("description", &input.description, TEXT_MAX, false)?;
+    if let Some(c) = &input.category {
+        category::validate(c)?;
+    }
+    if let Some(l) = &input.location {
+        l.validate()?;
+    }
+    if let Some(a) = &input.address {
+        check_text("address", a, 300, false)?;
+    }
+    let mut reporter = input.reporter;
+    if let Some(name) = &reporter.name {
+        check_text("reporter.name", name, 50, false)?;
+    }
+    reporter.phone = reporter.phone.as_deref().map(normalize_phone).transpose()?;
+    reporter.name = reporter
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if input.attachments.len() > 20 {
+        return Err(DomainError::invalid(
+            "attachments",
+            "at most 20 attachments",
+        ));
+    }
+    let created_by = actor.user().map(|u| u.username.clone());
+    let case = Case {
+        id: 0,
+        number: String::new(),
+        status: Status::Reported,
+        version: 1,
+        channel,
+        title: input.title.trim().to_string(),
+        description: input.description.trim().to_string(),
+        category: input.category,
+        location: input.location,
+        address: input.address,
+        area_org: area.code.clone(),
+        area_path: area.path.clone(),
+        org: area.code.clone(),
+        org_path: area.path.clone(),
+        centre_org: None,
+        centre_path: None,
+        handling_mode: None,
+        difficulty: None,
+        reporter,
+        created_by,
+        attachments: input.attachments,
+        created_at: now,
+        updated_at: now,
+        accepted_at: None,
+        dispatched_at: None,
+        deadline: None,
+        claim_deadline: None,
+        claim_reminded: false,
+        overdue: false,
+        overdue_since: None,
+        escalation_level: 0,
+        last_escalated_at: None,
+        last_supervised_at: None,
+        supervise_count: 0,
+        pending_extension: None,
+        extension_days: 0,
+        result: None,
+        result_attachments: vec![],
+        replied_at: None,
+        closed_at: None,
+        closed_on_time: None,
+        rework_count: 0,
+        reopen_count: 0,
+        awaiting_feedback: false,
+        feedback_count: 0,
+        rating: None,
+        rating_comment: None,
+        merged_into: None,
+        reject_reason: None,
+        due_at: None,
+    };
+    let details = json!({
+        "channel": case.channel,
+        "title": case.title,
+        "area_org": case.area_org,
+        "category": case.category,
+        "to": Status::Reported,
+    });
+    Ok(Decision {
+        events: vec![NewEvent::new("create", actor, now, details)],
+        case,
+    })
+}
+
+fn state_error(case: &Case, kind: ActionKind) -> DomainError {
+    DomainError::InvalidState(format!(
+        "cannot {} a case that is {}",
+        kind.as_str(),
+        case.status.as_str()
+    ))
+}
+
+fn require(case: &Case, kind: ActionKind, allowed: &[Status]) -> Result<(), DomainError> {
+    if allowed.contains(&case.status) {
+        Ok(())
+    } else {
+        Err(state_error(case, kind))
+    }
+}
+
+/// Who may take `kind` on `case` at all (role and, for assignee actions, assignment).
+/// Visibility (jurisdiction) is checked by the caller before the case is even shown.
+pub fn authorize(case: &Case, kind: ActionKind, actor: &Actor) -> Result<(), DomainError> {
+    match actor {
+        Actor::User(u) => {
+            if !u.role.may(kind) {
+                return Err(DomainError::Forbidden(format!(
+                    "a {} may not {}",
+                    u.role.as_str(),
+                    kind.as_str()
+                )));
+            }
+            if Role::needs_assignment(kind) && !u.covers(&case.org_path) && u.role != Role::Admin {
+                return Err(DomainError::Forbidden(format!(
+                    "the case is assigned to {}, not to your org",
+                    case.org
+                )));
+            }
+            if kind == ActionKind::Escalate && u.role == Role::Handler && !u.covers(&case.org_path)
+            {
+                return Err(DomainError::Forbidden(
+                    "only the assigned org may escalate".into(),
+                ));
+            }
+            Ok(())
+        }
+        Actor::System if matches!(kind, ActionKind::Supervise | ActionKind::Escalate) => Ok(()),
+        _ => Err(DomainError::Forbidden(format!(
+            "{} may not {}",
+            actor.name(),
+            kind.as_str()
+        ))),
+    }
+}
+
+/// Decides what `action` by `actor` does to `case`.
+pub fn decide(
+    case: &Case,
+    action: &Action,
+    actor: &Actor,
+    resolved: &Resolved,
+    ctx: &Ctx,
+) -> Result<Decision, DomainError> {
+    use Status::*;
+    let kind = action.kind();
+    authorize(case, kind, actor)?;
+    let now = to_millis(ctx.now);
+    let mut c = case.clone();
+    let mut details = Map::new();
+    let open = [Reported, Accepted, Dispatched, InProgress, Replied];
+
+    match action {
+        Action::Accept {
+            handling_mode,
+            difficulty,
+            category,
+        } => {
+            require(case, kind, &[Reported])?;
+            if let Some(cat) = category {
+                category::validate(cat)?;
+                c.category = Some(cat.clone());
+            }
+            let centre = actor_org(actor)?;
+            c.status = Accepted;
+            c.handling_mode = Some(*handling_mode);
+            c.difficulty = Some(*difficulty);
+            c.accepted_at = Some(now);
+            c.deadline = Some(ctx.policy.deadline(ctx.calendar, now, *difficulty));
+            c.org = centre.code.clone();
+            c.org_path = centre.path.clone();
+            c.centre_org = Some(centre.code);
+            c.centre_path = Some(centre.path);
+            details.insert("handling_mode".into(), json!(handling_mode));
+            details.insert("difficulty".into(), json!(difficulty));
+            details.insert("deadline".into(), json!(c.deadline));
+        }
+        Action::Reject { reason } => {
+            require(case, kind, &[Reported])?;
+            check_text("reason", reason, TEXT_MAX, true)?;
+            c.status = Rejected;
+            c.reject_reason = Some(reason.clone());
+            details.insert("reason".into(), json!(reason));
+        }
+        Action::Dispatch { org, note } => {
+            require(case, kind, &[Accepted, Dispatched])?;
+            if let Some(n) = note {
+                check_text("note", n, TEXT_MAX, false)?;
+            }
+            let (target, level) = resolved
+                .target
+                .clone()
+                .ok_or_else(|| DomainError::invalid("org", format!("unknown org {org}")))?;
+            if !level.can_receive_dispatch() {
+                return Err(DomainError::invalid(
+                    "org",
+                    format!(
+                        "cases are dispatched to a grid, community, street or department, not a {}",
+                        level.as_str()
+                    ),
+                ));
+            }
+            if let Some(u) = actor.user()
+                && !u.covers(&target.path)
+            {
+                return Err(DomainError::invalid("org", format!("unknown org {org}")));
+            }
+            c.status = Dispatched;
+            c.org = target.code.clone();
+            c.org_path = target.path.clone();
+            c.dispatched_at = Some(now);
+            c.claim_deadline = Some(ctx.policy.claim_deadline(ctx.calendar, now));
+            c.claim_reminded = false;
+            details.insert("org".into(), json!(target.code));
+            details.insert("note".into(), json!(note));
+            details.insert("claim_deadline".into(), json!(c.claim_deadline));
+        }
+        Action::Claim {} => {
+            require(case, kind, &[Dispatched])?;
+            c.status = InProgress;
+        }
+        Action::Return { reason } => {
+            require(case, kind, &[Dispatched, InProgress])?;
+            check_text("reason", reason, TEXT_MAX, true)?;
+            c.status = Accepted;
+            if let (Some(code), Some(path)) = (&case.centre_org, &case.centre_path) {
+                c.org = code.clone();
+                c.org_path = path.clone();
+            }
+            c.claim_deadline = None;
+            c.pending_extension = None;
+            details.insert("reason".into(), json!(reason));
+        }
+        Action::RequestExtension { days, reason } => {
+            require(case, kind, &[Dispatched, InProgress])?;
+            check_text("reason", reason, TEXT_MAX, true)?;
+            if *days == 0 || *days > ctx.policy.max_extension_days {
+                return Err(DomainError::invalid(
+                    "days",
+                    format!("must be 1–{} working days", ctx.policy.max_extension_days),
+                ));
+            }
+            if case.pending_extension.is_some() {
+                return Err(DomainError::InvalidState(
+                    "an extension request is already pending".into(),
+                ));
+            }
+            c.pending_extension = Some(ExtensionRequest {
+                days: *days,
+                reason: reason.clone(),
+                requested_by: actor.name(),
+                requested_at: now,
+            });
+            details.insert("days".into(), json!(days));
+            details.insert("reason".into(), json!(reason));
+        }
+        Action::DecideExtension { approved, note } => {
+            require(case, kind, &open)?;
+            let req = case.pending_extension.clone().ok_or_else(|| {
+                DomainError::InvalidState("no extension request is pending".into())
+            })?;
+            c.pending_extension = None;
+            if *approved {
+                let base = case.deadline.unwrap_or(now);
+                let new_deadline = ctx.calendar.add_working_days(base, req.days);
+                c.deadline = Some(new_deadline);
+                c.extension_days += req.days;
+                if c.overdue && new_deadline > now {
+                    c.overdue = false;
+                    c.overdue_since = None;
+                }
+                details.insert("deadline".into(), json!(new_deadline));
+            }
+            details.insert("approved".into(), json!(approved));
+            details.insert("days".into(), json!(req.days));
+            details.insert("note".into(), json!(note));
+        }
+        Action::Reply {
+            result,
+            attachments,
+        } => {
+            require(case, kind, &[InProgress])?;
+            check_text("result", result, TEXT_MAX, true)?;
+            c.status = Replied;
+            c.result = Some(result.clone());
+            c.result_attachments = attachments.clone();
+            c.replied_at = Some(now);
+            details.insert("result".into(), json!(result));
+            details.insert("attachments".into(), json!(attachments));
+        }
+        Action::Verify { passed, note } => {
+            require(case, kind, &[Replied])?;
+            details.insert("passed".into(), json!(passed));
+            details.insert("note".into(), json!(note));
+            if *passed {
+                close(&mut c, now);
+            } else {
+                c.status = InProgress;
+                c.rework_count += 1;
+            }
+        }
+        Action::Close { note } => {
+            require(case, kind, &[Accepted, Dispatched, InProgress, Replied])?;
+            check_text("note", note, TEXT_MAX, true)?;
+            close(&mut c, now);
+            details.insert("note".into(), json!(note));
+        }
+        Action::Escalate { reason } => {
+            require(case, kind, &[Accepted, Dispatched, InProgress])?;
+            check_text("reason", reason, TEXT_MAX, true)?;
+            escalate(&mut c, now, ctx)?;
+            details.insert("reason".into(), json!(reason));
+            details.insert("org".into(), json!(c.org));
+        }
+        Action::Supervise { note } => {
+            require(case, kind, &open)?;
+            check_text("note", note, TEXT_MAX, true)?;
+            c.supervise_count += 1;
+            c.last_supervised_at = Some(now);
+            details.insert("note".into(), json!(note));
+        }
+        Action::Merge { into } => {
+            require(case, kind, &[Reported, Accepted])?;
+            let target = resolved
+                .merge_into
+                .as_ref()
+                .ok_or_else(|| DomainError::invalid("into", format!("unknown case {into}")))?;
+            if target.id == case.id {
+                return Err(DomainError::invalid(
+                    "into",
+                    "a case cannot be merged into itself",
+                ));
+            }
+            if matches!(target.status, Merged | Rejected) {
+                return Err(DomainError::invalid(
+                    "into",
+                    format!(
+                        "case {} is {} and cannot take duplicates",
+                        target.number, target.status
+                    ),
+                ));
+            }
+            c.status = Merged;
+            c.merged_into = Some(target.id);
+            details.insert("into".into(), json!(target.id));
+            details.insert("into_number".into(), json!(target.number));
+        }
+        Action::Comment { text } => {
+            check_text("text", text, TEXT_MAX, true)?;
+            details.insert("text".into(), json!(text));
+        }
+    }
+
+    let event = finish(case, &mut c, kind.as_str(), details, actor, now, ctx);
+    Ok(Decision {
+        case: c,
+        events: vec![event],
+    })
+}
+
+fn actor_org(actor: &Actor) -> Result<OrgRef, DomainError> {
+    actor
+        .user()
+        .map(|u| u.org.clone())
+        .ok_or_else(|| DomainError::Forbidden("only staff may do this".into()))
+}
+
+fn close(c: &mut Case, now: DateTime<Utc>) {
+    c.status = Status::Closed;
+    c.closed_at = Some(now);
+    c.closed_on_time = Some(c.deadline.is_none_or(|d| now <= d));
+    c.overdue = false;
+    c.pending_extension = None;
+    c.awaiting_feedback = true;
+}
+
+/// Moves a case one level up the tree (grid → community → street → city).
+pub(crate) fn escalate(c: &mut Case, now: DateTime<Utc>, ctx: &Ctx) -> Result<(), DomainError> {
+    let parent = parent_path(&c.org_path).ok_or_else(|| {
+        DomainError::InvalidState("the case is already at the top of the tree".into())
+    })?;
+    c.org = crate::org::last_code(&parent).to_string();
+    c.org_path = parent;
+    c.status = Status::Dispatched;
+    c.escalation_level += 1;
+    c.last_escalated_at = Some(now);
+    c.dispatched_at = Some(now);
+    c.claim_deadline = Some(ctx.policy.claim_deadline(ctx.calendar, now));
+    c.claim_reminded = false;
+    Ok(())
+}
+
+/// Stamps version, time and next due instant on `after`, and builds its event with the
+/// status change and every changed field as `[before, after]`.
+pub(crate) fn finish(
+    before: &Case,
+    after: &mut Case,
+    action: &str,
+    mut details: Map<String, Value>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    ctx: &Ctx,
+) -> NewEvent {
+    after.version = before.version + 1;
+    after.updated_at = now;
+    after.due_at = ctx.policy.next_due(ctx.calendar, after);
+    if before.status != after.status {
+        details.insert("from".into(), json!(before.status));
+        details.insert("to".into(), json!(after.status));
+    }
+    let changes = diff(before, after);
+    if !changes.is_empty() {
+        details.insert("changes".into(), Value::Object(changes));
+    }
+    NewEvent::new(action, actor, now, Value::Object(details))
+}
+
+/// Fields that differ between two versions of a case, as `{field: [before, after]}`.
+/// Bookkeeping fields that change on every step are left out.
+pub fn diff(before: &Case, after: &Case) -> Map<String, Value> {
+    const SKIP: [&str; 3] = ["version", "updated_at", "due_at"];
+    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Map::new();
+    };
+    let mut out = Map::new();
+    for (k, av) in a {
+        if SKIP.contains(&k.as_str()) {
+            continue;
+        }
+        let bv = b.get(&k).cloned().unwrap_or(Value::Null);
+        if bv != av {
+            out.insert(k, json!([bv, av]));
+        }
+    }
+    out
+}
+
+/// A reporter's rating of a closed case. `unsatisfied` reopens it (重办) as policy says.
+pub fn feedback(
+    case: &Case,
+    rating: Rating,
+    comment: Option<&str>,
+    actor: &Actor,
+    ctx: &Ctx,
+) -> Result<Decision, DomainError> {
+    if let Some(text) = comment {
+        check_text("comment", text, TEXT_MAX, false)?;
+    }
+    if case.status != Status::Closed {
+        return Err(DomainError::InvalidState(
+            "only a closed case can be rated".into(),
+        ));
+    }
+    if !case.awaiting_feedback {
+        return Err(DomainError::InvalidState(
+            "this case has already been rated".into(),
+        ));
+    }
+    let now = to_millis(ctx.now);
+    let mut c = case.clone();
+    c.rating = Some(rating);
+    c.rating_comment = comment.map(str::to_string);
+    c.feedback_count += 1;
+    c.awaiting_feedback = false;
+    let mut details = Map::new();
+    details.insert("rating".into(), json!(rating));
+    details.insert("comment".into(), json!(comment));
+    let fb = finish(case, &mut c, "feedback", details, actor, now, ctx);
+    let mut events = vec![fb];
+
+    if rating == Rating::Unsatisfied
+        && ctx.policy.reopen_on_unsatisfied
+        && case.reopen_count < ctx.policy.max_reopens
+    {
+        let rated = c.clone();
+        c.status = Status::Dispatched;
+        c.reopen_count += 1;
+        c.rework_count += 1;
+        c.closed_at = None;
+        c.closed_on_time = None;
+        c.replied_at = None;
+        c.dispatched_at = Some(now);
+        c.claim_deadline = Some(ctx.policy.claim_deadline(ctx.calendar, now));
+        c.claim_reminded = false;
+        let days = case
+            .difficulty
+            .map_or(ctx.policy.simple_days, |d| ctx.policy.days_for(d));
+        c.deadline = Some(ctx.calendar.add_working_days(now, days));
+        let mut details = Map::new();
+        details.insert("reason".into(), json!("unsatisfied"));
+        details.insert("org".into(), json!(c.org));
+        let reopen = finish(&rated, &mut c, "reopen", details, &Actor::System, now, ctx);
+        events.push(reopen);
+    }
+    Ok(Decision { case: c, events })
+}
+
+/// An explicit reveal of the reporter's personal data: allowed roles only, always on the
+/// timeline. The case itself does not change (its version stays).
+pub fn reveal(case: &Case, actor: &Actor, now: DateTime<Utc>) -> Result<Decision, DomainError> {
+    let u = actor
+        .user()
+        .ok_or_else(|| DomainError::Forbidden("only staff may reveal".into()))?;
+    if !u.role.may_reveal() {
+        return Err(DomainError::Forbidden(format!(
+            "a {} may not see reporters' personal data",
+            u.role.as_str()
+        )));
+    }
+    let details = json!({ "fields": ["reporter.name", "reporter.phone"] });
+    Ok(Decision {
+        case: case.clone(),
+        events: vec![NewEvent::new("reveal", actor, to_millis(now), details)],
+    })
+}
