@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::calendar::Calendar;
 use crate::category;
+use crate::measures::MeasureDelta;
 use crate::org::{Level, OrgRef, parent_path};
 use crate::policy::Policy;
 use crate::role::{Actor, Role};
@@ -349,11 +350,30 @@ pub struct Ctx<'a> {
     pub policy: &'a Policy,
 }
 
-/// What a decision changes: the case after, and the events to append, in order.
+/// What a decision changes: the case after, the events to append (in order), and what the
+/// change does to the rollups of the case's area.
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub case: Case,
     pub events: Vec<NewEvent>,
+    pub measures: MeasureDelta,
+}
+
+impl Decision {
+    pub fn new(before: Option<&Case>, case: Case, events: Vec<NewEvent>, cal: &Calendar) -> Self {
+        let measures = crate::measures::delta(before, &case, cal);
+        Decision {
+            case,
+            events,
+            measures,
+        }
+    }
+}
+
+/// The human-readable case number: the local date it was reported and its place that day,
+/// e.g. `20261123-000042`.
+pub fn format_number(day: chrono::NaiveDate, seq: u64) -> String {
+    format!("{}-{seq:06}", day.format("%Y%m%d"))
 }
 
 pub const TITLE_MAX: usize = 200;
@@ -481,10 +501,8 @@ pub fn new_case(
         "category": case.category,
         "to": Status::Reported,
     });
-    Ok(Decision {
-        events: vec![NewEvent::new("create", actor, now, details)],
-        case,
-    })
+    let events = vec![NewEvent::new("create", actor, now, details)];
+    Ok(Decision::new(None, case, events, ctx.calendar))
 }
 
 fn state_error(case: &Case, kind: ActionKind) -> DomainError {
@@ -756,10 +774,7 @@ pub fn decide(
     }
 
     let event = finish(case, &mut c, kind.as_str(), details, actor, now, ctx);
-    Ok(Decision {
-        case: c,
-        events: vec![event],
-    })
+    Ok(Decision::new(Some(case), c, vec![event], ctx.calendar))
 }
 
 fn actor_org(actor: &Actor) -> Result<OrgRef, DomainError> {
@@ -898,7 +913,7 @@ pub fn feedback(
         let reopen = finish(&rated, &mut c, "reopen", details, &Actor::System, now, ctx);
         events.push(reopen);
     }
-    Ok(Decision { case: c, events })
+    Ok(Decision::new(Some(case), c, events, ctx.calendar))
 }
 
 /// An explicit reveal of the reporter's personal data: allowed roles only, always on the
@@ -917,5 +932,6 @@ pub fn reveal(case: &Case, actor: &Actor, now: DateTime<Utc>) -> Result<Decision
     Ok(Decision {
         case: case.clone(),
         events: vec![NewEvent::new("reveal", actor, to_millis(now), details)],
+        measures: MeasureDelta::default(),
     })
 }

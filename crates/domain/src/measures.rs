@@ -67,6 +67,20 @@ impl MeasureDelta {
         self.counters.is_empty() && self.gauges.is_empty()
     }
 
+    /// Adds another delta to this one (several steps of one case, as a bulk import writes).
+    pub fn extend(&mut self, other: MeasureDelta) {
+        for (day, c) in other.counters {
+            self.count(day, |x| x.add(&c));
+        }
+        for (k, n) in other.gauges {
+            if let Some((_, m)) = self.gauges.iter_mut().find(|(g, _)| *g == k) {
+                *m += n;
+            } else {
+                self.gauges.push((k, n));
+            }
+        }
+    }
+
     fn count(&mut self, day: NaiveDate, f: impl FnOnce(&mut Counters)) {
         if let Some((_, c)) = self.counters.iter_mut().find(|(d, _)| *d == day) {
             f(c);

@@ -123,15 +123,9 @@ pub fn sweep(case: &Case, ctx: &Ctx) -> Option<Decision> {
             return None;
         }
         current.due_at = next;
-        return Some(Decision {
-            case: current,
-            events,
-        });
+        return Some(Decision::new(Some(case), current, events, cal));
     }
     // Several steps in one pass count as one new version of the case.
     current.version = case.version + 1;
-    Some(Decision {
-        case: current,
-        events,
-    })
+    Some(Decision::new(Some(case), current, events, cal))
 }

@@ -1,1 +1,298 @@
+//! The storage interface of gridloop.
+//!
+//! Every store (SQLite embedded, PostgreSQL) implements [`Store`]. The interface is narrow
+//! on purpose: it persists what the domain decided, atomically, and answers the few
+//! queries the product needs. It holds no business rule: a store never decides whether an
+//! action is allowed; it runs the caller's decision closure inside its write transaction
+//! and writes the result (case row, events on the hash chain, rollups) all together or not
+//! at all.
 
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use gridloop_domain::DomainError;
+use gridloop_domain::calendar::CalendarYear;
+use gridloop_domain::case::{Case, Channel, Decision, Status};
+use gridloop_domain::measures::Counters;
+use gridloop_domain::org::{Level, Org};
+use gridloop_domain::role::Role;
+use gridloop_domain::timeline::{ChainBreak, Event};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// `expected_version` did not match the stored version.
+    #[error("the case has changed: expected version {expected}, current version {current}")]
+    VersionConflict { expected: i64, current: i64 },
+    /// The decision closure refused.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// A unique value (username, org code, API key name) already exists.
+    #[error("{0}")]
+    Duplicate(String),
+    /// An `Idempotency-Key` was reused for a different request.
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyMismatch,
+    /// Anything the backend reports: I/O, corruption, a full disk. Never bad input.
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+/// A user with the secrets a store keeps for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub org: String,
+    pub org_path: String,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// The org code; the store resolves its path and fails with NotFound if absent.
+    pub org: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A three-level tower group (塔群): a party-building combat unit tied to an org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TowerGroup {
+    pub code: String,
+    pub name: String,
+    /// 1, 2 or 3.
+    pub tier: u8,
+    /// The tower group one tier up, for tiers 2 and 3.
+    pub parent: Option<String>,
+    /// The org the group covers (a street for tier 1, a community for 2, a grid or unit for 3).
+    pub org: String,
+    pub org_path: String,
+    pub commander_name: String,
+    pub commander_phone: Option<String>,
+    pub members: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub key_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored file (photo, video) and its metadata. Content-addressed by SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The hex SHA-256 of the content.
+    pub id: String,
+    pub content_type: String,
+    pub size: u64,
+    pub uploaded_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An idempotent create: the same `(scope, key)` with the same `fingerprint` returns the
+/// first result; with a different fingerprint it is an error.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// Who may replay the key: a username, or `public` for residents.
+    pub scope: String,
+    pub key: String,
+    /// A hash of the request body.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateCase {
+    /// From [`gridloop_domain::case::new_case`]; the store fills in `id` and `number`.
+    pub decision: Decision,
+    /// The local day that prefixes the case number.
+    pub number_day: NaiveDate,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub case: Case,
+    /// True when an idempotent retry returned the earlier case.
+    pub replayed: bool,
+}
+
+/// The decision made inside the write transaction, from the case as it is stored now.
+pub type CaseUpdate =
+    Box<dyn FnOnce(&Case) -> std::result::Result<Decision, DomainError> + Send + 'static>;
+
+/// Who is asking: cases are visible when their responsible org or their area lies in the
+/// subtree at `path`, or when `username` reported them.
+#[derive(Debug, Clone)]
+pub struct Visibility {
+    pub path: String,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseSort {
+    /// Newest first (by id).
+    #[default]
+    Newest,
+    /// Earliest deadline first; cases without a deadline last.
+    Deadline,
+    /// Most recently changed first.
+    Updated,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// `None` only for internal callers that see everything.
+    pub visible_to: Option<Visibility>,
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<Status>,
+    /// Responsible org in this subtree.
+    pub org_path: Option<String>,
+    /// Area (属地) in this subtree.
+    pub area_path: Option<String>,
+    pub overdue: Option<bool>,
+    pub channel: Option<Channel>,
+    pub category: Option<String>,
+    /// Substring of number, title or description (Chinese or not).
+    pub q: Option<String>,
+    /// The reporter's normalized phone number (hotline lookups).
+    pub reporter_phone: Option<String>,
+    pub sort: CaseSort,
+    /// 1..=200.
+    pub limit: u32,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The result of checking the whole hash chain.
+#[derive(Debug, Clone)]
+pub struct ChainReport {
+    pub checked: u64,
+    pub first_break: Option<ChainBreak>,
+}
+
+/// A finished historic case for bulk loading (demo city, benchmarks): the final case (with
+/// `id` 0 and its `number` set), all its events in order, and the summed measure deltas.
+#[derive(Debug, Clone)]
+pub struct ImportCase {
+    pub case: Case,
+    pub events: Vec<gridloop_domain::timeline::NewEvent>,
+    pub measures: gridloop_domain::measures::MeasureDelta,
+}
+
+/// A store-level setting (key/value), e.g. the intake org.
+pub type Settings = HashMap<String, String>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- organisation -------------------------------------------------------------------
+    /// Inserts or replaces orgs (by code). Parents must exist or come earlier in the list.
+    async fn put_orgs(&self, orgs: Vec<Org>) -> Result<()>;
+    async fn org(&self, code: &str) -> Result<Option<Org>>;
+    /// Orgs in the subtree at `path` (itself included), sorted by path. Boundaries only when
+    /// asked for.
+    async fn orgs_in_subtree(&self, path: &str, with_boundary: bool) -> Result<Vec<Org>>;
+    /// Direct children of an org, sorted by code.
+    async fn child_orgs(&self, code: &str) -> Result<Vec<Org>>;
+    /// Every org with a boundary, with it (for routing).
+    async fn orgs_with_boundary(&self) -> Result<Vec<Org>>;
+    /// The org of a level nearest the root (e.g. the only street), for defaults.
+    async fn first_org_of_level(&self, level: Level) -> Result<Option<Org>>;
+
+    async fn put_tower_groups(&self, groups: Vec<TowerGroup>) -> Result<()>;
+    async fn tower_groups(&self, path: &str) -> Result<Vec<TowerGroup>>;
+
+    // --- people and keys ----------------------------------------------------------------
+    /// Fails with `Duplicate` if the username exists, `NotFound` if the org does not.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn users_in_subtree(&self, path: &str) -> Result<Vec<User>>;
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The user of an unexpired session.
+    async fn session_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>>;
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+    /// Fails with `Duplicate` if the name exists.
+    async fn create_api_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<ApiKey>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+
+    // --- configuration ------------------------------------------------------------------
+    async fn calendar_years(&self) -> Result<Vec<CalendarYear>>;
+    async fn put_calendar_year(&self, year: &CalendarYear) -> Result<()>;
+    async fn settings(&self) -> Result<Settings>;
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    // --- attachments --------------------------------------------------------------------
+    /// Stores the content durably (idempotent by content hash) and returns its record.
+    async fn put_attachment(&self, meta: Attachment, bytes: Vec<u8>) -> Result<Attachment>;
+    async fn attachment(&self, id: &str) -> Result<Option<(Attachment, Vec<u8>)>>;
+
+    // --- cases --------------------------------------------------------------------------
+    /// Writes a new case with its events and rollups in one transaction.
+    async fn create_case(&self, req: CreateCase) -> Result<Created>;
+    /// Loads the case inside a write transaction, checks `expected_version`, runs `decide`
+    /// on it and writes the decision (case, events, rollups) atomically. A decision whose
+    /// case has the same version as before (a reveal) still appends its events.
+    async fn update_case(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        decide: CaseUpdate,
+    ) -> Result<Case>;
+    async fn case(&self, id: i64) -> Result<Option<Case>>;
+    async fn case_by_number(&self, number: &str) -> Result<Option<Case>>;
+    /// A case's timeline, oldest first.
+    async fn events(&self, case_id: i64) -> Result<Vec<Event>>;
+    async fn list_cases(&self, filter: CaseFilter) -> Result<Page<Case>>;
+    /// Ids of open cases whose `due_at` is at or before `now`, earliest first.
+    async fn due_cases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>>;
+    /// Writes finished historic cases in bulk, with events on the chain and rollups.
+    async fn import_cases(&self, cases: Vec<ImportCase>) -> Result<()>;
+
+    // --- measures -----------------------------------------------------------------------
+    /// Counters summed per org over the local days `from..=to`, for each code given.
+    async fn counters(
+        &self,
+        orgs: &[String],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<HashMap<String, Counters>>;
+    /// Gauges per org now: `{status name or "overdue": count}`.
+    async fn gauges(&self, orgs: &[String]) -> Result<HashMap<String, HashMap<String, i64>>>;
+
+    // --- audit --------------------------------------------------------------------------
+    /// Walks the whole event chain in order and reports the first bad event.
+    async fn verify_chain(&self) -> Result<ChainReport>;
+}
