@@ -1,1 +1,308 @@
-fn main() {}
+//! The `gridloop` binary: commands of CONTRACT.md over the library crates.
+
+mod demo;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use gridloop_domain::org::{Level, Org};
+use gridloop_domain::policy::Policy;
+use gridloop_domain::role::Role;
+use gridloop_http::{AppState, Clock, auth};
+use gridloop_store::{NewUser, Store};
+use gridloop_store_sqlite::SqliteStore;
+
+#[derive(Parser)]
+#[command(name = "gridloop", version, about = "基层治理事件闭环 — every request gets an answer (件件有回应)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create (or reuse) a demo city and serve it.
+    Demo(ServeArgs),
+    /// Serve real data.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the org tree.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Check the tamper-evident event log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Manage API keys for Open311 clients and camera platforms.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, env = "GRIDLOOP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Data folder (default ./gridloop-data, or ./gridloop-demo for `demo`).
+    #[arg(long, env = "GRIDLOOP_DATA")]
+    data: Option<PathBuf>,
+    /// postgres://… to use PostgreSQL instead of the embedded store.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Start the server's clock at this instant (RFC 3339), for drills and tests.
+    #[arg(long, env = "GRIDLOOP_NOW")]
+    now: Option<DateTime<Utc>>,
+}
+
+#[derive(Args)]
+struct DataArg {
+    #[arg(long, env = "GRIDLOOP_DATA", default_value = "./gridloop-data")]
+    data: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        username: String,
+        /// admin, leader, dispatcher, handler, inspector or volunteer.
+        #[arg(long)]
+        role: String,
+        /// The org code the user belongs to.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Add one org (the first one is the root, usually a city).
+    Add {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// city, street, community, grid, unit or department.
+        #[arg(long)]
+        level: String,
+        #[arg(long)]
+        parent: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Exit 0 when the event chain is intact, 1 when tampered (naming the first bad event).
+    Verify {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it once.
+    Add {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type Res<T> = Result<T, String>;
+
+fn open_store(data: &Path, database_url: Option<&str>) -> Res<Arc<dyn Store>> {
+    if let Some(url) = database_url {
+        return Err(format!(
+            "{url}: PostgreSQL is not available in this build yet; use the embedded store (--data)"
+        ));
+    }
+    let store = SqliteStore::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn run(cli: Cli) -> Res<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => {
+            let data = args.data.clone().unwrap_or_else(|| PathBuf::from("./gridloop-demo"));
+            let store = open_store(&data, args.database_url.as_deref())?;
+            let clock = args.now.map(Clock::starting_at).unwrap_or_default();
+            seed_demo(store.clone(), clock).await?;
+            serve(store, clock, args.listen, true).await
+        }
+        Command::Serve(args) => {
+            let data = args.data.clone().unwrap_or_else(|| PathBuf::from("./gridloop-data"));
+            let store = open_store(&data, args.database_url.as_deref())?;
+            let clock = args.now.map(Clock::starting_at).unwrap_or_default();
+            serve(store, clock, args.listen, false).await
+        }
+        Command::User(UserCommand::Add { data, username, role, org, display_name }) => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                format!("unknown role {role}: one of admin leader dispatcher handler inspector volunteer")
+            })?;
+            gridloop_http::routes::admin::validate_username(&username).map_err(|e| e.to_string())?;
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).map_err(|e| e.to_string())?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            gridloop_http::routes::admin::validate_password(&password).map_err(|e| e.to_string())?;
+            let store = open_store(&data.data, None)?;
+            let user = store
+                .create_user(NewUser {
+                    display_name: display_name.unwrap_or_else(|| username.clone()),
+                    username,
+                    role,
+                    org: org.clone(),
+                    password_hash: auth::hash_password(&password),
+                    created_at: Utc::now(),
+                })
+                .await
+                .map_err(|e| match e {
+                    gridloop_store::StoreError::NotFound => format!("unknown org {org}"),
+                    other => other.to_string(),
+                })?;
+            println!("created user {} ({}) at {}", user.username, user.role.as_str(), user.org);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Org(OrgCommand::Add { data, code, name, level, parent }) => {
+            let level = Level::parse(&level)
+                .ok_or_else(|| format!("unknown level {level}: city street community grid unit department"))?;
+            let store = open_store(&data.data, None)?;
+            let parent_org = match &parent {
+                Some(p) => Some(store.org(p).await.map_err(|e| e.to_string())?.ok_or(format!("unknown org {p}"))?),
+                None => None,
+            };
+            let path = Org::child_path(parent_org.as_ref(), &code, level).map_err(|e| e.to_string())?;
+            store
+                .put_orgs(vec![Org { code: code.clone(), name, level, parent, path, boundary: None }])
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("added org {code}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify { data }) => {
+            if !data.data.join("gridloop.db").exists() {
+                return Err(format!("no gridloop data in {}", data.data.display()));
+            }
+            let store = open_store(&data.data, None)?;
+            let report = store.verify_chain().await.map_err(|e| e.to_string())?;
+            match report.first_break {
+                None => {
+                    println!("ok: {} events, the chain is intact", report.checked);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(b) => {
+                    println!(
+                        "TAMPERED: event {} (case {}): {}; {} events before it are intact",
+                        b.event_id, b.case_id, b.reason, report.checked
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Apikey(ApikeyCommand::Add { data, name }) => {
+            let store = open_store(&data.data, None)?;
+            let (key, hash) = auth::new_token();
+            store.create_api_key(&name, &hash, Utc::now()).await.map_err(|e| e.to_string())?;
+            println!("{key}");
+            eprintln!("API key {name} created; it is shown only this once.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            let doc = gridloop_http::routes::openapi();
+            println!("{}", doc.to_pretty_json().map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn seed_demo(store: Arc<dyn Store>, clock: Clock) -> Res<()> {
+    let started = std::time::Instant::now();
+    let state = AppState::load(store.clone(), clock, Policy::default()).await.ok();
+    let cal = state.as_ref().map(|s| (*s.calendar()).clone()).unwrap_or_else(|| {
+        let mut c = gridloop_domain::calendar::Calendar::default();
+        for text in gridloop_http::SHIPPED_CALENDARS {
+            if let Ok(y) = gridloop_domain::calendar::CalendarYear::parse(text) {
+                c.load_year(&y);
+            }
+        }
+        c
+    });
+    let hash = auth::hash_password("demo");
+    let summary = demo::seed(store.as_ref(), &cal, &Policy::default(), clock.now(), &hash)
+        .await
+        .map_err(|e| format!("seeding the demo city failed: {e}"))?;
+    if summary.cases > 0 {
+        eprintln!(
+            "seeded the demo city in {:.1} s: {} orgs ({} grids, {} units, {} departments), {} tower groups, {} users, {} cases",
+            started.elapsed().as_secs_f64(),
+            summary.orgs,
+            summary.grids,
+            summary.units,
+            summary.departments,
+            summary.tower_groups,
+            summary.users,
+            summary.cases
+        );
+    }
+    // The demo's Open311 key is the literal `demo` (CONTRACT.md).
+    let _ = store.create_api_key("demo", &auth::token_hash("demo"), clock.now()).await;
+    Ok(())
+}
+
+async fn serve(store: Arc<dyn Store>, clock: Clock, listen: SocketAddr, demo: bool) -> Res<ExitCode> {
+    let state = AppState::load(store, clock, Policy::default()).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("gridloop is serving at http://{addr}/");
+    if demo {
+        println!("demo logins (password `demo`):");
+        for (user, role, org, name) in demo::DEMO_USERS {
+            println!("  {user:<12} {role:<10} {org:<16} {name}");
+        }
+        println!("Open311 API key: demo");
+    }
+    gridloop_http::serve(state, listener).await.map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 
 /// One year's official arrangement (国务院办公厅节假日安排).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarYear {
     pub year: i32,
@@ -25,6 +26,7 @@ pub struct CalendarYear {
     pub workdays: Vec<NamedDay>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedDay {
     pub date: NaiveDate,

@@ -160,6 +160,7 @@ pub fn delta(before: Option<&Case>, after: &Case, cal: &Calendar) -> MeasureDelt
 
 /// The published measures of an org subtree over a period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Measures {
     pub received: i64,
     pub closed: i64,

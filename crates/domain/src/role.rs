@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::ActionKind;
 use crate::org::{OrgRef, path_covers};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
