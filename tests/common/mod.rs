@@ -1,0 +1,147 @@
+//! Starts the real `gridloop` binary on a random port with its own data folder.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gridloop");
+/// Tuesday 2026-11-24 10:00 in Yiwu.
+pub const NOW: &str = "2026-11-24T10:00:00+08:00";
+
+pub struct App {
+    pub url: String,
+    pub data: PathBuf,
+    child: Child,
+    pub client: reqwest::Client,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("gridloop-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl App {
+    /// `gridloop demo` on a fresh (or the given) data folder, clock at `now`.
+    pub fn demo(data: &Path, now: &str) -> App {
+        let mut child = Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(["--now", now])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gridloop");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines.next().expect("gridloop exited before serving").unwrap();
+            if let Some(rest) = line.strip_prefix("gridloop is serving at ") {
+                break rest.trim_end_matches('/').to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        App { url, data: data.to_path_buf(), child, client: reqwest::Client::new() }
+    }
+
+    /// Kills the server at once (no graceful shutdown), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub async fn login(&self, username: &str) -> String {
+        let r = self.post("/api/v1/login", None, json!({"username": username, "password": "demo"})).await;
+        assert_eq!(r.0, 200, "login {username}: {}", r.1);
+        r.1["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.post_raw(path, token, body.to_string(), &[]).await
+    }
+
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Takes an action, checking the answer's status.
+    pub async fn act(&self, token: &str, id: i64, body: Value, want: u16) -> Value {
+        let (s, v) = self.post(&format!("/api/v1/cases/{id}/actions"), Some(token), body.clone()).await;
+        assert_eq!(s, want, "action {body}: {v}");
+        v
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with arguments and returns (exit code, stdout).
+pub fn run_cli(args: &[&str], stdin: Option<&str>) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A point well inside a GeoJSON Polygon: the average of its outer ring's corners.
+pub fn inside(boundary: &Value) -> (f64, f64) {
+    let ring = if boundary["type"] == "MultiPolygon" {
+        &boundary["coordinates"][0][0]
+    } else {
+        &boundary["coordinates"][0]
+    };
+    let pts = ring.as_array().unwrap();
+    let n = (pts.len() - 1) as f64;
+    let lng = pts[..pts.len() - 1].iter().map(|p| p[0].as_f64().unwrap()).sum::<f64>() / n;
+    let lat = pts[..pts.len() - 1].iter().map(|p| p[1].as_f64().unwrap()).sum::<f64>() / n;
+    (lat, lng)
+}
