@@ -795,7 +795,8 @@ fn close(c: &mut Case, now: DateTime<Utc>) {
     c.closed_on_time = Some(c.deadline.is_none_or(|d| now <= d));
     c.overdue = false;
     c.pending_extension = None;
-    c.awaiting_feedback = true;
+    // Only a reporter who left a phone number can be asked (回访) and rate the answer.
+    c.awaiting_feedback = c.reporter.phone.is_some();
 }
 
 /// Moves a case one level up the tree (grid → community → street → city).
@@ -805,13 +806,29 @@ pub(crate) fn escalate(c: &mut Case, now: DateTime<Utc>, ctx: &Ctx) -> Result<()
     })?;
     c.org = crate::org::last_code(&parent).to_string();
     c.org_path = parent;
-    c.status = Status::Dispatched;
     c.escalation_level += 1;
     c.last_escalated_at = Some(now);
-    c.dispatched_at = Some(now);
-    c.claim_deadline = Some(ctx.policy.claim_deadline(ctx.calendar, now));
-    c.claim_reminded = false;
+    hand_over(c, now, ctx);
     Ok(())
+}
+
+/// Puts a case in the hands of its (new) responsible org. At the centre's level or above
+/// there is nobody to claim it: the centre holds it as accepted and dispatches again or
+/// settles it itself. Below, the org must claim it (签收) within the claim deadline.
+fn hand_over(c: &mut Case, now: DateTime<Utc>, ctx: &Ctx) {
+    let at_centre = c
+        .centre_path
+        .as_deref()
+        .is_some_and(|centre| centre.starts_with(&c.org_path));
+    if at_centre {
+        c.status = Status::Accepted;
+        c.claim_deadline = None;
+    } else {
+        c.status = Status::Dispatched;
+        c.dispatched_at = Some(now);
+        c.claim_deadline = Some(ctx.policy.claim_deadline(ctx.calendar, now));
+    }
+    c.claim_reminded = false;
 }
 
 /// Stamps version, time and next due instant on `after`, and builds its event with the
@@ -827,6 +844,10 @@ pub(crate) fn finish(
 ) -> NewEvent {
     after.version = before.version + 1;
     after.updated_at = now;
+    // Overdue is a property of open cases only, whichever way a case left the loop.
+    if !after.status.is_open() {
+        after.overdue = false;
+    }
     after.due_at = ctx.policy.next_due(ctx.calendar, after);
     if before.status != after.status {
         details.insert("from".into(), json!(before.status));
@@ -899,15 +920,17 @@ pub fn feedback(
         && case.reopen_count < ctx.policy.max_reopens
     {
         let rated = c.clone();
-        c.status = Status::Dispatched;
         c.reopen_count += 1;
         c.rework_count += 1;
         c.closed_at = None;
         c.closed_on_time = None;
         c.replied_at = None;
-        c.dispatched_at = Some(now);
-        c.claim_deadline = Some(ctx.policy.claim_deadline(ctx.calendar, now));
-        c.claim_reminded = false;
+        // A new round: the escalation ladder starts again from the bottom.
+        c.escalation_level = 0;
+        c.last_escalated_at = None;
+        c.overdue = false;
+        c.overdue_since = None;
+        hand_over(&mut c, now, ctx);
         let days = case
             .difficulty
             .map_or(ctx.policy.simple_days, |d| ctx.policy.days_for(d));

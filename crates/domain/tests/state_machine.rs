@@ -143,7 +143,7 @@ fn allowed_edge(from: Status, to: Status) -> bool {
                 | (Dispatched, InProgress | Accepted | Dispatched | Closed)
                 | (InProgress, Replied | Accepted | Dispatched | Closed)
                 | (Replied, Closed | InProgress)
-                | (Closed, Dispatched)
+                | (Closed, Dispatched | Accepted)
         )
 }
 

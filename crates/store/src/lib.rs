@@ -78,7 +78,7 @@ pub struct TowerGroup {
     pub tier: u8,
     /// The tower group one tier up, for tiers 2 and 3.
     pub parent: Option<String>,
-    /// The org the group covers (a street for tier 1, a community for 2, a grid or unit for 3).
+    /// The org the group covers (a community or village for tier 1, a grid for 2, a unit for 3).
     pub org: String,
     pub org_path: String,
     pub commander_name: String,
