@@ -1,0 +1,326 @@
+//! Cases: the writes (create, update, bulk import) that run on the writer, and the point
+//! reads. A case row keeps its indexed fields in columns and the whole case in `doc`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gridloop_domain::DomainError;
+use gridloop_domain::case::{Case, Decision, format_number};
+use gridloop_store::{CaseUpdate, CreateCase, Created, ImportCase, Result, StoreError};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::chain::ChainHead;
+use crate::rollups::RollupDelta;
+use crate::sql::{Db, collect, first, get, is_unique_violation, ms};
+
+/// The columns of a case row, derived from the case. Built once per write.
+struct CaseRow<'a> {
+    case: &'a Case,
+    status: &'static str,
+    channel: &'static str,
+    deadline: Option<i64>,
+    due_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    doc: String,
+}
+
+impl<'a> CaseRow<'a> {
+    fn new(case: &'a Case) -> Result<CaseRow<'a>> {
+        let doc = serde_json::to_string(case)
+            .map_err(|e| StoreError::Backend(format!("cannot encode case {}: {e}", case.id)))?;
+        Ok(CaseRow {
+            case,
+            status: case.status.as_str(),
+            channel: case.channel.as_str(),
+            deadline: case.deadline.map(ms),
+            due_at: case.due_at.map(ms),
+            created_at: ms(case.created_at),
+            updated_at: ms(case.updated_at),
+            doc,
+        })
+    }
+
+    /// `?1..=?16` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
+    fn params(&self) -> [&dyn ToSql; 16] {
+        let c = self.case;
+        [
+            &c.id,
+            &c.number,
+            &self.status,
+            &c.version,
+            &self.channel,
+            &c.category,
+            &c.area_path,
+            &c.org_path,
+            &c.created_by,
+            &c.reporter.phone,
+            &self.deadline,
+            &c.overdue,
+            &self.due_at,
+            &self.created_at,
+            &self.updated_at,
+            &self.doc,
+        ]
+    }
+}
+
+const INSERT_CASE: &str = "INSERT INTO cases (id, number, status, version, channel, category,
+        area_path, org_path, created_by, reporter_phone, deadline, overdue, due_at,
+        created_at, updated_at, doc)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+// The id and number of a case never change: ?2 (the number) is bound but unused, so that
+// both statements share one parameter list.
+const UPDATE_CASE: &str = "UPDATE cases SET status = ?3, version = ?4, channel = ?5,
+        category = ?6, area_path = ?7, org_path = ?8, created_by = ?9, reporter_phone = ?10,
+        deadline = ?11, overdue = ?12, due_at = ?13, created_at = ?14, updated_at = ?15,
+        doc = ?16
+    WHERE id = ?1";
+
+pub(crate) fn parse_doc(id: i64, doc: &str) -> Result<Case> {
+    serde_json::from_str(doc)
+        .map_err(|e| StoreError::Backend(format!("the stored case {id} is corrupt: {e}")))
+}
+
+pub(crate) fn load_case(conn: &Connection, id: i64) -> Result<Option<Case>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
+        .db()?;
+    first(stmt.query([id]).db()?, |r| {
+        parse_doc(id, &get::<String>(r, 0)?)
+    })
+}
+
+pub(crate) fn case_by_number(conn: &Connection, number: &str) -> Result<Option<Case>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, doc FROM cases WHERE number = ?1")
+        .db()?;
+    first(stmt.query([number]).db()?, |r| {
+        parse_doc(get(r, 0)?, &get::<String>(r, 1)?)
+    })
+}
+
+/// Ids of cases due at `now`, earliest first, from the partial index on `due_at`.
+pub(crate) fn due_cases(conn: &Connection, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= ?1
+             ORDER BY due_at, id LIMIT ?2",
+        )
+        .db()?;
+    collect(stmt.query(params![ms(now), limit]).db()?, |r| get(r, 0))
+}
+
+/// The next id: the writer is the only one inserting, so max + 1 inside its transaction
+/// cannot collide, and the id is known before the row (and its `doc`) is written.
+fn next_case_id(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM cases")
+        .db()?
+        .query_row([], |r| r.get(0))
+        .db()
+}
+
+fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
+    let row = CaseRow::new(case)?;
+    let mut stmt = conn.prepare_cached(INSERT_CASE).db()?;
+    match stmt.execute(&row.params()[..]) {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
+            "case number {} already exists",
+            case.number
+        ))),
+        Err(e) => Err(StoreError::Backend(e.to_string())),
+    }
+}
+
+/// Hands out the next number of a local day.
+fn next_number(conn: &Connection, day: NaiveDate) -> Result<String> {
+    let seq: i64 = conn
+        .prepare_cached(
+            "INSERT INTO case_numbers (day, last_seq) VALUES (?1, 1)
+             ON CONFLICT (day) DO UPDATE SET last_seq = last_seq + 1
+             RETURNING last_seq",
+        )
+        .db()?
+        .query_row([day.to_string()], |r| r.get(0))
+        .db()?;
+    let seq = u64::try_from(seq)
+        .map_err(|_| StoreError::Backend(format!("case number counter of {day} is {seq}")))?;
+    Ok(format_number(day, seq))
+}
+
+/// The day and sequence of a number in the [`format_number`] format (`YYYYMMDD-NNNNNN`).
+fn parse_number(number: &str) -> Option<(NaiveDate, i64)> {
+    let (day, seq) = number.split_once('-')?;
+    let day = NaiveDate::parse_from_str(day, "%Y%m%d").ok()?;
+    let seq = seq.parse::<i64>().ok().filter(|s| *s > 0)?;
+    Some((day, seq))
+}
+
+pub(crate) fn create_case(conn: &Connection, req: CreateCase) -> Result<Created> {
+    if let Some(k) = &req.idempotency {
+        let seen: Option<(String, i64)> = conn
+            .prepare_cached(
+                "SELECT fingerprint, case_id FROM idempotency WHERE scope = ?1 AND key = ?2",
+            )
+            .db()?
+            .query_row(params![k.scope, k.key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .db()?;
+        if let Some((fingerprint, case_id)) = seen {
+            if fingerprint != k.fingerprint {
+                return Err(StoreError::IdempotencyMismatch);
+            }
+            let case = load_case(conn, case_id)?.ok_or_else(|| {
+                StoreError::Backend(format!("idempotency key refers to missing case {case_id}"))
+            })?;
+            return Ok(Created {
+                case,
+                replayed: true,
+            });
+        }
+    }
+
+    let Decision {
+        mut case,
+        events,
+        measures,
+    } = req.decision;
+    case.id = next_case_id(conn)?;
+    case.number = next_number(conn, req.number_day)?;
+    insert_case(conn, &case)?;
+
+    let mut head = ChainHead::load(conn)?;
+    head.append(conn, case.id, Some(0), &events)?;
+    head.save(conn)?;
+
+    let mut rollups = RollupDelta::default();
+    rollups.add(&case.area_path, &measures);
+    rollups.write(conn)?;
+
+    if let Some(k) = &req.idempotency {
+        conn.prepare_cached(
+            "INSERT INTO idempotency (scope, key, fingerprint, case_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .db()?
+        .execute(params![
+            k.scope,
+            k.key,
+            k.fingerprint,
+            case.id,
+            ms(case.created_at)
+        ])
+        .db()?;
+    }
+    Ok(Created {
+        case,
+        replayed: false,
+    })
+}
+
+pub(crate) fn update_case(
+    conn: &Connection,
+    id: i64,
+    expected_version: Option<i64>,
+    decide: CaseUpdate,
+) -> Result<Case> {
+    let before = load_case(conn, id)?.ok_or(StoreError::NotFound)?;
+    if let Some(expected) = expected_version
+        && expected != before.version
+    {
+        return Err(StoreError::VersionConflict {
+            expected,
+            current: before.version,
+        });
+    }
+    let Decision {
+        mut case,
+        events,
+        measures,
+    } = decide(&before).map_err(StoreError::Domain)?;
+    // The row's identity is the store's, whatever the closure returned.
+    case.id = before.id;
+    case.number.clone_from(&before.number);
+
+    // A reveal leaves the case as it was: only its event is written.
+    if case != before {
+        let row = CaseRow::new(&case)?;
+        conn.prepare_cached(UPDATE_CASE)
+            .db()?
+            .execute(&row.params()[..])
+            .db()?;
+    }
+    let mut head = ChainHead::load(conn)?;
+    head.append(conn, id, None, &events)?;
+    head.save(conn)?;
+
+    let mut rollups = RollupDelta::default();
+    rollups.add(&case.area_path, &measures);
+    rollups.write(conn)?;
+    Ok(case)
+}
+
+/// Writes finished historic cases: fresh ids, their own numbers, events on the chain in
+/// order, measures summed and written once per row.
+pub(crate) fn import_cases(conn: &Connection, cases: Vec<ImportCase>) -> Result<()> {
+    let first_id = next_case_id(conn)?;
+    let mut head = ChainHead::load(conn)?;
+    let mut rollups = RollupDelta::default();
+    // Numbers taken per day, so the live counter continues after the imported ones.
+    let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+
+    for (
+        id,
+        ImportCase {
+            mut case,
+            events,
+            measures,
+        },
+    ) in (first_id..).zip(cases)
+    {
+        if case.number.is_empty() {
+            return Err(StoreError::Domain(DomainError::invalid(
+                "number",
+                "an imported case needs its number",
+            )));
+        }
+        case.id = id;
+        if let Some((day, seq)) = parse_number(&case.number) {
+            let last = last_seq.entry(day).or_default();
+            *last = (*last).max(seq);
+        }
+        insert_case(conn, &case)?;
+        head.append(conn, case.id, Some(0), &events)?;
+        rollups.add(&case.area_path, &measures);
+    }
+    head.save(conn)?;
+    rollups.write(conn)?;
+
+    let mut bump = conn
+        .prepare_cached(
+            "INSERT INTO case_numbers (day, last_seq) VALUES (?1, ?2)
+             ON CONFLICT (day) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+        )
+        .db()?;
+    for (day, seq) in last_seq {
+        bump.execute(params![day.to_string(), seq]).db()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_back() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(parse_number(&format_number(day, 42)), Some((day, 42)));
+        assert_eq!(parse_number("20261123-1234567"), Some((day, 1_234_567)));
+        assert_eq!(parse_number("DEMO-1"), None);
+        assert_eq!(parse_number("20261123-x"), None);
+    }
+}

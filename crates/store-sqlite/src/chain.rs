@@ -1,0 +1,176 @@
+//! The event hash chain: appending (writer side) and verifying (reader side).
+
+use chrono::{DateTime, Utc};
+use gridloop_domain::timeline::{ChainBreak, ChainVerifier, Event, NewEvent, event_hash};
+use gridloop_store::{ChainReport, Result, StoreError};
+use rusqlite::{Connection, Row, params};
+
+use crate::sql::{Db, collect, get, ms};
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "id, case_id, seq, action, actor, at, details, prev_hash, hash";
+
+/// The end of the chain while a write job appends to it. Loaded once per job and saved once
+/// at its end, so a bulk import touches `chain_head` twice, not once per event. It lives
+/// only inside one job (one savepoint), so a failed job cannot leave it out of step with
+/// the table.
+pub(crate) struct ChainHead {
+    id: i64,
+    hash: String,
+    dirty: bool,
+}
+
+impl ChainHead {
+    pub fn load(conn: &Connection) -> Result<ChainHead> {
+        let (id, hash) = conn
+            .prepare_cached("SELECT id, hash FROM chain_head WHERE singleton = 1")
+            .db()?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .db()?;
+        Ok(ChainHead {
+            id,
+            hash,
+            dirty: false,
+        })
+    }
+
+    /// Appends a case's new events in order. `last_seq` is the case's last event number, when
+    /// the caller knows it (0 for a new case); otherwise it is looked up.
+    pub fn append(
+        &mut self,
+        conn: &Connection,
+        case_id: i64,
+        last_seq: Option<i64>,
+        events: &[NewEvent],
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut seq = match last_seq {
+            Some(s) => s,
+            None => conn
+                .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE case_id = ?1")
+                .db()?
+                .query_row([case_id], |r| r.get(0))
+                .db()?,
+        };
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO events (id, case_id, seq, action, actor, at, details, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .db()?;
+        for e in events {
+            let id = self.id + 1;
+            seq += 1;
+            let hash = event_hash(
+                &self.hash, id, case_id, seq, &e.action, &e.actor, e.at, &e.details,
+            );
+            let details = serde_json::to_string(&e.details).map_err(|err| {
+                StoreError::Backend(format!("cannot encode event details: {err}"))
+            })?;
+            insert
+                .execute(params![
+                    id,
+                    case_id,
+                    seq,
+                    e.action,
+                    e.actor,
+                    ms(e.at),
+                    details,
+                    self.hash,
+                    hash
+                ])
+                .db()?;
+            self.id = id;
+            self.hash = hash;
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    pub fn save(&self, conn: &Connection) -> Result<()> {
+        if self.dirty {
+            conn.prepare_cached("UPDATE chain_head SET id = ?1, hash = ?2 WHERE singleton = 1")
+                .db()?
+                .execute(params![self.id, self.hash])
+                .db()?;
+        }
+        Ok(())
+    }
+}
+
+/// A stored event, or why its row does not make one.
+fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> {
+    let col = |e: rusqlite::Error| e.to_string();
+    let details: String = r.get(6).map_err(col)?;
+    let at: i64 = r.get(5).map_err(col)?;
+    Ok(Event {
+        id: r.get(0).map_err(col)?,
+        case_id: r.get(1).map_err(col)?,
+        seq: r.get(2).map_err(col)?,
+        action: r.get(3).map_err(col)?,
+        actor: r.get(4).map_err(col)?,
+        at: DateTime::<Utc>::from_timestamp_millis(at)
+            .ok_or_else(|| format!("its time {at} is out of range"))?,
+        details: serde_json::from_str(&details)
+            .map_err(|e| format!("its details are not JSON: {e}"))?,
+        prev_hash: r.get(7).map_err(col)?,
+        hash: r.get(8).map_err(col)?,
+    })
+}
+
+/// A case's timeline, oldest first.
+pub(crate) fn case_events(conn: &Connection, case_id: i64) -> Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE case_id = ?1 ORDER BY seq"
+        ))
+        .db()?;
+    collect(stmt.query([case_id]).db()?, |r| {
+        event_from_row(r).map_err(|e| StoreError::Backend(format!("corrupt event: {e}")))
+    })
+}
+
+/// Walks the whole chain in one read snapshot, so that events committed meanwhile cannot
+/// make the chain look longer than its recorded head. Rows are streamed, never collected.
+pub(crate) fn verify(conn: &Connection) -> Result<ChainReport> {
+    conn.execute_batch("BEGIN").db()?;
+    let report = verify_in_snapshot(conn);
+    // Read-only: ending the transaction cannot lose anything; the lease rolls back if even
+    // this fails.
+    let _ = conn.execute_batch("COMMIT");
+    report
+}
+
+fn verify_in_snapshot(conn: &Connection) -> Result<ChainReport> {
+    let (head_id, head_hash): (i64, String) = conn
+        .query_row(
+            "SELECT id, hash FROM chain_head WHERE singleton = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .db()?;
+    let mut verifier = ChainVerifier::default();
+    let report = |v: &ChainVerifier, first_break| ChainReport {
+        checked: v.checked,
+        first_break,
+    };
+    // Not cached: the statement lives as long as the walk, and runs rarely.
+    let mut stmt = conn
+        .prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id"))
+        .db()?;
+    let mut rows = stmt.query([]).db()?;
+    while let Some(r) = rows.next().db()? {
+        let checked = event_from_row(r).map_err(|reason| ChainBreak {
+            event_id: get(r, 0).unwrap_or(0),
+            case_id: get(r, 1).unwrap_or(0),
+            reason,
+        });
+        if let Err(b) = checked.and_then(|e| verifier.check(&e)) {
+            return Ok(report(&verifier, Some(b)));
+        }
+    }
+    let end = verifier.finish(head_id, &head_hash).err();
+    Ok(report(&verifier, end))
+}

@@ -1,0 +1,898 @@
+//! The case list: filters, visibility and keyset pagination.
+//!
+//! A page is ordered by one of three keys, each served by an index: `id` (the table itself)
+//! for newest first, `(deadline_key, id)` for earliest deadline first (the generated column
+//! puts cases without a deadline last), `(updated_at, id)` for most recently changed first. The cursor is
+//! the last row's key; the next page starts strictly after it, so pages stay stable while
+//! cases are added.
+//!
+//! The hard part is the subtree filter (visibility, org, area) at scale: a city-wide user
+//! sees nearly every case, a grid handler one in ten thousand. Walking the sort index and
+//! filtering is ideal for the first and hopeless for the second; collecting the subtree
+//! from the path indexes and sorting it is the opposite. So a list with a subtree filter
+//! first walks the sort order, and gives up on the walk as soon as the share of matching
+//! rows says that the page would take more than a bounded number of rows ([`WALK_BUDGET`]).
+//! Only then does it collect the rest of the subtree from the `(status, path)` indexes
+//! (index entries only) and sort just those. Dense subtrees never reach the second step,
+//! sparse ones pay a short probe for it.
+//!
+//! Lists of open cases only (work queues) walk partial indexes that hold nothing but open
+//! cases, so they do not wade through the closed history first.
+
+use gridloop_domain::DomainError;
+use gridloop_domain::case::{Case, Status};
+use gridloop_domain::org::subtree_end;
+use gridloop_store::{CaseFilter, CaseSort, Page, Result, StoreError, Visibility};
+use rusqlite::Connection;
+
+use crate::cases::parse_doc;
+use crate::sql::{Db, Sql, get};
+
+pub(crate) const MAX_LIMIT: u32 = 200;
+
+/// Rows a walk reads per wanted row before it judges whether walking on pays.
+const WALK_PROBE: usize = 32;
+/// The most rows a walk may read (more for pages larger than this allows at full density).
+/// Reading rows costs a few microseconds each, so a walk stays within tens of milliseconds.
+const WALK_BUDGET: usize = 8192;
+
+/// The statuses of open cases, exactly as the partial indexes `cases_open_*` spell their
+/// condition: a query must repeat it verbatim for SQLite to use them.
+const OPEN: &str = "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
+
+/// The deadline sort key of cases without a deadline (the generated column `deadline_key`).
+const NO_DEADLINE: i64 = i64::MAX;
+
+/// A row's place in a sort order: the sort value (the id itself for newest first) and the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    value: i64,
+    id: i64,
+}
+
+fn key_expr(sort: CaseSort) -> &'static str {
+    match sort {
+        CaseSort::Newest => "id",
+        CaseSort::Deadline => "deadline_key",
+        CaseSort::Updated => "updated_at",
+    }
+}
+
+fn order_by(sort: CaseSort) -> String {
+    match sort {
+        CaseSort::Newest => "id DESC".into(),
+        CaseSort::Deadline => "deadline_key, id".into(),
+        CaseSort::Updated => "updated_at DESC, id DESC".into(),
+    }
+}
+
+/// Rows strictly after `k` in the sort order (row values, so the index range applies).
+fn after(sort: CaseSort, k: Key) -> Sql {
+    match sort {
+        CaseSort::Newest => Sql::new("id < ").bind(k.id),
+        CaseSort::Deadline => Sql::new("(deadline_key, id) > (")
+            .bind(k.value)
+            .push(", ")
+            .bind(k.id)
+            .push(")"),
+        CaseSort::Updated => Sql::new("(updated_at, id) < (")
+            .bind(k.value)
+            .push(", ")
+            .bind(k.id)
+            .push(")"),
+    }
+}
+
+/// Where the next page starts, and whether this list turned out sparse: then the next page
+/// collects from the path indexes at once instead of probing with a walk again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    after: Key,
+    sparse: bool,
+}
+
+/// Cursors are opaque to clients: `[~]id` for newest first, `[~]value:id` otherwise (`none`
+/// for no deadline), `~` marking a sparse list.
+fn encode_cursor(sort: CaseSort, c: Cursor) -> String {
+    let k = c.after;
+    let mark = if c.sparse { "~" } else { "" };
+    match sort {
+        CaseSort::Newest => format!("{mark}{}", k.id),
+        CaseSort::Deadline if k.value == NO_DEADLINE => format!("{mark}none:{}", k.id),
+        CaseSort::Deadline | CaseSort::Updated => format!("{mark}{}:{}", k.value, k.id),
+    }
+}
+
+fn decode_cursor(sort: CaseSort, s: &str) -> Result<Cursor> {
+    let bad = || {
+        StoreError::Domain(DomainError::invalid(
+            "cursor",
+            "not a cursor of this list; start again from the first page",
+        ))
+    };
+    let int = |v: &str| v.parse::<i64>().map_err(|_| bad());
+    let (sparse, s) = match s.strip_prefix('~') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let after = match sort {
+        CaseSort::Newest => {
+            let id = int(s)?;
+            Key { value: id, id }
+        }
+        CaseSort::Deadline | CaseSort::Updated => {
+            let (value, id) = s.split_once(':').ok_or_else(bad)?;
+            let value = match value {
+                "none" if sort == CaseSort::Deadline => NO_DEADLINE,
+                v => int(v)?,
+            };
+            Key {
+                value,
+                id: int(id)?,
+            }
+        }
+    };
+    Ok(Cursor { after, sparse })
+}
+
+/// `col` in the subtree at `path`, as an index range.
+fn subtree(col: &str, path: &str) -> Sql {
+    Sql::new(&format!("{col} >= "))
+        .bind(path.to_string())
+        .push(&format!(" AND {col} < "))
+        .bind(subtree_end(path))
+}
+
+fn visibility(v: &Visibility) -> Sql {
+    Sql::join(
+        &[
+            subtree("org_path", &v.path),
+            subtree("area_path", &v.path),
+            Sql::new("created_by = ").bind(v.username.clone()),
+        ],
+        " OR ",
+        "0",
+    )
+}
+
+fn status_in(statuses: &[Status]) -> Option<Sql> {
+    if statuses.is_empty() {
+        return None;
+    }
+    let mut s = Sql::new("status IN (");
+    for (i, st) in statuses.iter().enumerate() {
+        if i > 0 {
+            s = s.push(", ");
+        }
+        s = s.bind(st.as_str().to_string());
+    }
+    Some(s.push(")"))
+}
+
+/// Whether the list asks for open cases only, so that it may walk the `cases_open_*` indexes.
+fn open_only(f: &CaseFilter) -> bool {
+    !f.statuses.is_empty() && f.statuses.iter().all(|s| s.is_open())
+}
+
+/// `%q%` with LIKE's wildcards in `q` matched literally.
+fn like_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Every filter of the request, to be ANDed.
+fn conditions(f: &CaseFilter) -> Vec<Sql> {
+    let mut out = Vec::new();
+    if let Some(v) = &f.visible_to {
+        out.push(visibility(v));
+    }
+    out.extend(status_in(&f.statuses));
+    if let Some(p) = &f.org_path {
+        out.push(subtree("org_path", p));
+    }
+    if let Some(p) = &f.area_path {
+        out.push(subtree("area_path", p));
+    }
+    if let Some(o) = f.overdue {
+        out.push(Sql::new("overdue = ").bind(o));
+    }
+    if let Some(c) = f.channel {
+        out.push(Sql::new("channel = ").bind(c.as_str().to_string()));
+    }
+    if let Some(c) = &f.category {
+        out.push(Sql::new("category = ").bind(c.clone()));
+    }
+    if let Some(p) = &f.reporter_phone {
+        out.push(Sql::new("reporter_phone = ").bind(p.clone()));
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        out.push(search(q));
+    }
+    out
+}
+
+/// `q` as a substring of the number, title or description. Title and description are read
+/// from the document rather than kept twice: SQLite parses JSON about as fast as it
+/// compares the text, and a substring search reads every candidate row either way.
+fn search(q: &str) -> Sql {
+    let pattern = like_pattern(q);
+    let like = |expr: &str| {
+        Sql::new(&format!("{expr} LIKE "))
+            .bind(pattern.clone())
+            .push(" ESCAPE '\\'")
+    };
+    Sql::join(
+        &[
+            like("number"),
+            like("json_extract(doc, '$.title')"),
+            like("json_extract(doc, '$.description')"),
+        ],
+        " OR ",
+        "0",
+    )
+}
+
+/// The index-only id set a sparse list is collected from, if the request has a subtree
+/// filter to drive it. `None` when an ordered walk is the only (or the best) plan.
+fn driver(f: &CaseFilter) -> Option<Sql> {
+    if f.reporter_phone.is_some() {
+        // One reporter's cases: the phone index beats any subtree; the planner picks it.
+        return None;
+    }
+    // Every status when none is asked for: status leads the path indexes, so the subtree
+    // is one range per status.
+    let statuses = if f.statuses.is_empty() {
+        Status::ALL
+    } else {
+        &f.statuses[..]
+    };
+    let with_status = |s: Sql| match status_in(statuses) {
+        Some(st) => s.push(" AND ").append(&st),
+        None => s,
+    };
+    let range = |col: &str, path: &str| {
+        with_status(Sql::new("SELECT id FROM cases WHERE ").append(&subtree(col, path)))
+    };
+    // An explicit org or area filter is ANDed with everything, so it alone bounds the set
+    // and is usually narrower than the caller's whole jurisdiction.
+    if let Some(p) = &f.org_path {
+        return Some(range("org_path", p));
+    }
+    if let Some(p) = &f.area_path {
+        return Some(range("area_path", p));
+    }
+    let v = f.visible_to.as_ref()?;
+    let mine =
+        with_status(Sql::new("SELECT id FROM cases WHERE created_by = ").bind(v.username.clone()));
+    Some(
+        range("org_path", &v.path)
+            .push(" UNION ALL ")
+            .append(&range("area_path", &v.path))
+            .push(" UNION ALL ")
+            .append(&mine),
+    )
+}
+
+pub(crate) fn list_cases(conn: &Connection, f: &CaseFilter) -> Result<Page<Case>> {
+    list_with_budget(conn, f, WALK_BUDGET)
+}
+
+/// [`list_cases`] with the walk's budget as a parameter, for tests that must reach the
+/// collecting step with a handful of cases.
+fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Result<Page<Case>> {
+    let limit = f.limit.clamp(1, MAX_LIMIT) as usize;
+    // One row more than the page tells whether there is a next page.
+    let want = limit + 1;
+    let cursor = f
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor(f.sort, c))
+        .transpose()?;
+    let after = cursor.map(|c| c.after);
+    let conds = Sql::join(&conditions(f), " AND ", "1");
+    let mut rows = Vec::with_capacity(want);
+    let open = open_only(f);
+    let mut sparse = false;
+    match driver(f) {
+        None => fetch(
+            conn,
+            &direct_query(f.sort, open, &conds, after, want),
+            &mut rows,
+        )?,
+        Some(ids) => {
+            let collect_after = if cursor.is_some_and(|c| c.sparse) {
+                Some(after)
+            } else {
+                let budget = walk_budget.max(want * WALK_PROBE);
+                let walk = walk_query(f.sort, open, &conds, after, budget);
+                run_walk(conn, &walk, want, budget, &mut rows)?.map(Some)
+            };
+            if let Some(from) = collect_after {
+                sparse = true;
+                let q = collect_query(f.sort, &ids, &conds, from, want - rows.len());
+                fetch(conn, &q, &mut rows)?;
+            }
+        }
+    }
+
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more {
+        rows.last()
+            .map(|(k, _)| encode_cursor(f.sort, Cursor { after: *k, sparse }))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows.into_iter().map(|(_, c)| c).collect(),
+        next_cursor,
+    })
+}
+
+/// Appends the keyset condition, the order and the limit.
+fn finish_query(q: Sql, sort: CaseSort, cursor: Option<Key>, limit: usize) -> Sql {
+    let q = match cursor {
+        Some(k) => q.push(" AND ").append(&after(sort, k)),
+        None => q,
+    };
+    q.push(" ORDER BY ")
+        .push(&order_by(sort))
+        .push(" LIMIT ")
+        .bind(limit as i64)
+}
+
+/// `FROM cases` following the sort order: over the partial index of open cases when only
+/// open cases are asked for. Named explicitly, as the status indexes would tempt the planner
+/// into collecting and sorting instead, which is the walk's whole point not to do.
+fn from_sorted(sort: CaseSort, open: bool) -> Sql {
+    if !open {
+        return Sql::new(" FROM cases WHERE 1");
+    }
+    let index = match sort {
+        CaseSort::Newest => "cases_open_newest",
+        CaseSort::Deadline => "cases_open_deadline",
+        CaseSort::Updated => "cases_open_updated",
+    };
+    Sql::new(&format!(" FROM cases INDEXED BY {index} WHERE {OPEN}"))
+}
+
+/// Everything in one statement, for lists without a subtree filter: the sort order's index
+/// with the filters checked on the way, or the phone index for a reporter's cases.
+fn direct_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
+    let from = if open {
+        from_sorted(sort, open)
+    } else {
+        // The planner's choice: the sort order, or a selective index such as the phone's.
+        Sql::new(" FROM cases WHERE 1")
+    };
+    let q = Sql::new("SELECT id, ")
+        .push(key_expr(sort))
+        .push(", doc")
+        .append(&from)
+        .push(" AND ")
+        .append(conds);
+    finish_query(q, sort, cursor, limit)
+}
+
+/// The walk of the sort order. The filters are evaluated in the select list, not in the
+/// WHERE clause, so that the planner has nothing to use but the sort order's index, and the
+/// walk learns where it stopped even when the last rows did not match.
+fn walk_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
+    let q = Sql::new("SELECT id, ")
+        .push(key_expr(sort))
+        .push(", ")
+        .append(conds)
+        .push(" AS hit, doc")
+        .append(&from_sorted(sort, open));
+    finish_query(q, sort, cursor, limit)
+}
+
+/// The rest of a sparse list: the candidates from the path indexes, after the walked rows.
+fn collect_query(sort: CaseSort, ids: &Sql, conds: &Sql, after: Option<Key>, limit: usize) -> Sql {
+    let q = Sql::new("SELECT id, ")
+        .push(key_expr(sort))
+        // NOT INDEXED: the candidates drive by rowid; no other index may tempt the planner.
+        .push(", doc FROM cases NOT INDEXED WHERE id IN (")
+        .append(ids)
+        .push(") AND ")
+        .append(conds);
+    finish_query(q, sort, after, limit)
+}
+
+/// Runs a `SELECT id, key, doc` query and appends its rows.
+fn fetch(conn: &Connection, q: &Sql, out: &mut Vec<(Key, Case)>) -> Result<()> {
+    let mut stmt = conn.prepare_cached(&q.text).db()?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&q.params)).db()?;
+    while let Some(r) = rows.next().db()? {
+        let id: i64 = get(r, 0)?;
+        let key = Key {
+            id,
+            value: get(r, 1)?,
+        };
+        out.push((key, parse_doc(id, &get::<String>(r, 2)?)?));
+    }
+    Ok(())
+}
+
+/// Runs a [`walk_query`] of at most `budget` rows, keeping the matching ones, until `want`
+/// are found. After the first [`WALK_PROBE`] rows per wanted row it stops as soon as the
+/// share of matches so far says the page would not be full within the budget. Returns the
+/// key of the last row walked when it stopped early (there may be more matches after it),
+/// `None` when the walk is complete.
+fn run_walk(
+    conn: &Connection,
+    q: &Sql,
+    want: usize,
+    budget: usize,
+    out: &mut Vec<(Key, Case)>,
+) -> Result<Option<Key>> {
+    let probe = want * WALK_PROBE;
+    let mut stmt = conn.prepare_cached(&q.text).db()?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&q.params)).db()?;
+    let (mut walked, mut hits) = (0, 0);
+    let mut last = None;
+    while let Some(r) = rows.next().db()? {
+        walked += 1;
+        let id: i64 = get(r, 0)?;
+        let key = Key {
+            id,
+            value: get(r, 1)?,
+        };
+        last = Some(key);
+        // NULL when an OR branch compared with a NULL column and none matched.
+        if get::<Option<bool>>(r, 2)?.unwrap_or(false) {
+            hits += 1;
+            out.push((key, parse_doc(id, &get::<String>(r, 3)?)?));
+            if out.len() >= want {
+                return Ok(None);
+            }
+        }
+        // At this rate, `want` matches take walked * want / hits rows.
+        if walked >= probe && walked * want > budget * hits {
+            return Ok(last);
+        }
+    }
+    Ok(if walked == budget { last } else { None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, q: &Sql) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", q.text))
+            .unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(&q.params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join(" | ")
+    }
+
+    /// The plans the design relies on: every walk follows its sort index (never a sort of
+    /// the whole table), a cursor seeks instead of scanning from the start, and the rest of
+    /// a sparse list comes from the path indexes alone. Plans come from SQLite's fixed
+    /// heuristics (the store never runs ANALYZE), so an empty database shows them.
+    #[test]
+    fn lists_use_their_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let k = Key { value: 5, id: 5 };
+        let vis = Some(Visibility {
+            path: "/1/2/".into(),
+            username: "u".into(),
+        });
+        let filters = [
+            CaseFilter::default(),
+            CaseFilter {
+                q: Some("x".into()),
+                overdue: Some(true),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                statuses: vec![Status::Reported, Status::Accepted],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                statuses: vec![Status::Closed, Status::Accepted],
+                q: Some("井盖".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                statuses: vec![Status::Dispatched],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                org_path: Some("/1/2/3/".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                area_path: Some("/1/2/3/".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                reporter_phone: Some("138".into()),
+                ..CaseFilter::default()
+            },
+        ];
+        for f in &filters {
+            for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
+                let conds = Sql::join(&conditions(f), " AND ", "1");
+                let open = open_only(f);
+                let ctx = format!("{sort:?} {f:?}");
+                let sort_index = match (sort, open) {
+                    (CaseSort::Newest, false) => "INTEGER PRIMARY KEY",
+                    (CaseSort::Newest, true) => "INDEX cases_open_newest",
+                    (CaseSort::Deadline, false) => "INDEX cases_deadline",
+                    (CaseSort::Deadline, true) => "INDEX cases_open_deadline",
+                    (CaseSort::Updated, false) => "INDEX cases_updated",
+                    (CaseSort::Updated, true) => "INDEX cases_open_updated",
+                };
+                let ordered = |q: &Sql| {
+                    let p = plan(&conn, q);
+                    assert!(!p.contains("TEMP B-TREE"), "{ctx}: {p}");
+                    // Newest first without a cursor is the table's own order.
+                    let table = sort_index == "INTEGER PRIMARY KEY" && p == "SCAN cases";
+                    assert!(p.contains(sort_index) || table, "{ctx}: {p}");
+                    p
+                };
+                match driver(f) {
+                    None if f.reporter_phone.is_some() => {
+                        let p = plan(&conn, &direct_query(sort, open, &conds, Some(k), 51));
+                        assert!(p.contains("INDEX cases_reporter_phone"), "{ctx}: {p}");
+                    }
+                    None => {
+                        ordered(&direct_query(sort, open, &conds, None, 51));
+                        let p = ordered(&direct_query(sort, open, &conds, Some(k), 51));
+                        assert!(p.starts_with("SEARCH"), "{ctx}: {p}");
+                    }
+                    Some(ids) => {
+                        ordered(&walk_query(sort, open, &conds, None, 51));
+                        let p = ordered(&walk_query(sort, open, &conds, Some(k), 51));
+                        assert!(p.starts_with("SEARCH"), "{ctx}: {p}");
+                        let p = plan(&conn, &collect_query(sort, &ids, &conds, Some(k), 51));
+                        assert!(
+                            p.starts_with("SEARCH cases USING INTEGER PRIMARY KEY (rowid=?)"),
+                            "{ctx}: {p}"
+                        );
+                        assert!(p.contains("COVERING INDEX cases_status_"), "{ctx}: {p}");
+                        assert!(!p.contains("SCAN"), "{ctx}: {p}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn open_condition_matches_the_domain() {
+        let open: Vec<String> = Status::ALL
+            .iter()
+            .filter(|s| s.is_open())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(OPEN, format!("status IN ({})", open.join(", ")));
+    }
+
+    /// Every list, paged with several sizes, against the obvious filter-and-sort, with the
+    /// walk's budget at its default (walks finish) and at its minimum (sparse lists are
+    /// collected from the path indexes).
+    #[test]
+    fn pages_match_a_plain_filter_and_sort() {
+        use gridloop_domain::calendar::Calendar;
+        use gridloop_domain::case::{Action, Ctx, Difficulty, HandlingMode, NewCase, Resolved};
+        use gridloop_domain::case::{Reporter, decide, new_case};
+        use gridloop_domain::org::{Level, OrgRef};
+        use gridloop_domain::policy::Policy;
+        use gridloop_domain::role::{Actor, Role, UserActor};
+        use gridloop_store::CreateCase;
+
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let (cal, policy) = (Calendar::default(), Policy::default());
+        let t0 = chrono::DateTime::from_timestamp(1_773_100_000, 0).unwrap();
+        let ctx = |i: i64| Ctx {
+            now: t0 + chrono::Duration::minutes(i),
+            calendar: &cal,
+            policy: &policy,
+        };
+        let (a, b, c) = ("/1/2/3/", "/1/2/4/", "/1/5/");
+        let user = |name: &str, path: &str| {
+            Actor::User(UserActor {
+                username: name.into(),
+                role: Role::Dispatcher,
+                org: OrgRef::new(gridloop_domain::org::last_code(path), path),
+            })
+        };
+        for i in 0..300_i64 {
+            let area = match i % 30 {
+                0 => b,
+                1..=3 => c,
+                _ => a,
+            };
+            let actor = if i % 11 == 0 {
+                user("u", c)
+            } else {
+                Actor::Resident
+            };
+            let input = NewCase {
+                channel: Some(gridloop_domain::case::Channel::Hotline),
+                title: if i % 9 == 0 {
+                    "50%_x".into()
+                } else {
+                    format!("case {i}")
+                },
+                reporter: Reporter {
+                    name: None,
+                    phone: Some(format!("1380000{:04}", i % 4)),
+                },
+                ..NewCase::default()
+            };
+            let area_ref = OrgRef::new(gridloop_domain::org::last_code(area), area);
+            let decision = new_case(input, &actor, &area_ref, &ctx(i)).unwrap();
+            let day = cal.local_date(ctx(i).now);
+            let created = crate::cases::create_case(
+                &conn,
+                CreateCase {
+                    decision,
+                    number_day: day,
+                    idempotency: None,
+                },
+            )
+            .unwrap();
+            if i % 4 == 1 {
+                let centre = user("centre", "/1/");
+                let later = 300 - i;
+                let accept = Action::Accept {
+                    handling_mode: HandlingMode::Immediate,
+                    difficulty: Difficulty::Simple,
+                    category: None,
+                };
+                let accepted = crate::cases::update_case(
+                    &conn,
+                    created.case.id,
+                    None,
+                    Box::new(move |case| {
+                        let (cal, policy) = (Calendar::default(), Policy::default());
+                        let ctx = Ctx {
+                            now: t0 + chrono::Duration::minutes(later),
+                            calendar: &cal,
+                            policy: &policy,
+                        };
+                        decide(case, &accept, &centre, &Resolved::default(), &ctx)
+                    }),
+                )
+                .unwrap();
+                if i % 8 == 1 {
+                    let centre = user("centre", "/1/");
+                    let to = Action::Dispatch {
+                        org: "4".into(),
+                        note: None,
+                    };
+                    crate::cases::update_case(
+                        &conn,
+                        accepted.id,
+                        None,
+                        Box::new(move |case| {
+                            let (cal, policy) = (Calendar::default(), Policy::default());
+                            let ctx = Ctx {
+                                now: t0 + chrono::Duration::minutes(later + 1),
+                                calendar: &cal,
+                                policy: &policy,
+                            };
+                            let resolved = Resolved {
+                                target: Some((OrgRef::new("4", b), Level::Grid)),
+                                merge_into: None,
+                            };
+                            decide(case, &to, &centre, &resolved, &ctx)
+                        }),
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        let all = list_cases(
+            &conn,
+            &CaseFilter {
+                limit: 200,
+                ..CaseFilter::default()
+            },
+        )
+        .unwrap();
+        let mut all_cases = all.items;
+        let rest = list_cases(
+            &conn,
+            &CaseFilter {
+                limit: 200,
+                cursor: all.next_cursor,
+                ..CaseFilter::default()
+            },
+        )
+        .unwrap();
+        all_cases.extend(rest.items);
+        assert_eq!(all_cases.len(), 300);
+
+        let vis = |path: &str, username: &str| {
+            Some(Visibility {
+                path: path.into(),
+                username: username.into(),
+            })
+        };
+        let open = vec![Status::Reported, Status::Accepted, Status::Dispatched];
+        let filters = [
+            CaseFilter::default(),
+            CaseFilter {
+                visible_to: vis(b, "x"),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(c, "u"),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis("/1/2/", "u"),
+                statuses: open.clone(),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(b, "x"),
+                statuses: open.clone(),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                statuses: vec![Status::Dispatched],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis("/1/", "x"),
+                statuses: vec![Status::Reported, Status::Closed],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                org_path: Some(b.into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis("/1/", "x"),
+                area_path: Some(c.into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(c, "x"),
+                q: Some("50%_".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                q: Some("case 1".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                reporter_phone: Some("13800000001".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(a, "x"),
+                overdue: Some(false),
+                ..CaseFilter::default()
+            },
+        ];
+        for f in &filters {
+            for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
+                let f = CaseFilter { sort, ..f.clone() };
+                let want = expected(&all_cases, &f);
+                for budget in [WALK_BUDGET, 0] {
+                    for limit in [3, 200] {
+                        let got = paged(&conn, &f, limit, budget);
+                        assert_eq!(got, want, "budget {budget}, limit {limit}, {f:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn paged(conn: &Connection, f: &CaseFilter, limit: u32, budget: usize) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = list_with_budget(
+                conn,
+                &CaseFilter {
+                    limit,
+                    cursor,
+                    ..f.clone()
+                },
+                budget,
+            )
+            .unwrap();
+            assert!(page.items.len() <= limit as usize);
+            out.extend(page.items.iter().map(|c| c.id));
+            match page.next_cursor {
+                Some(c) => {
+                    assert_eq!(page.items.len(), limit as usize);
+                    cursor = Some(c);
+                }
+                None => return out,
+            }
+        }
+    }
+
+    fn expected(all: &[Case], f: &CaseFilter) -> Vec<i64> {
+        let under = |p: &str, path: &str| path.starts_with(p);
+        let mut hits: Vec<&Case> = all
+            .iter()
+            .filter(|c| {
+                f.visible_to.as_ref().is_none_or(|v| {
+                    under(&v.path, &c.org_path)
+                        || under(&v.path, &c.area_path)
+                        || c.created_by.as_deref() == Some(v.username.as_str())
+                }) && (f.statuses.is_empty() || f.statuses.contains(&c.status))
+                    && f.org_path.as_deref().is_none_or(|p| under(p, &c.org_path))
+                    && f.area_path
+                        .as_deref()
+                        .is_none_or(|p| under(p, &c.area_path))
+                    && f.overdue.is_none_or(|o| c.overdue == o)
+                    && f.reporter_phone
+                        .as_ref()
+                        .is_none_or(|p| c.reporter.phone.as_ref() == Some(p))
+                    && f.q.as_deref().is_none_or(|q| {
+                        c.number.contains(q) || c.title.contains(q) || c.description.contains(q)
+                    })
+            })
+            .collect();
+        match f.sort {
+            CaseSort::Newest => hits.sort_by_key(|c| std::cmp::Reverse(c.id)),
+            CaseSort::Deadline => {
+                hits.sort_by_key(|c| (c.deadline.map_or(i64::MAX, |d| d.timestamp_millis()), c.id))
+            }
+            CaseSort::Updated => {
+                hits.sort_by_key(|c| std::cmp::Reverse((c.updated_at.timestamp_millis(), c.id)))
+            }
+        }
+        hits.into_iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        for (sort, value, id) in [
+            (CaseSort::Newest, 7, 7),
+            (CaseSort::Deadline, 1_700_000_000_000, 3),
+            (CaseSort::Deadline, NO_DEADLINE, 9),
+            (CaseSort::Updated, -5, 1),
+        ] {
+            for sparse in [false, true] {
+                let c = Cursor {
+                    after: Key { value, id },
+                    sparse,
+                };
+                assert_eq!(decode_cursor(sort, &encode_cursor(sort, c)).unwrap(), c);
+            }
+        }
+        assert!(decode_cursor(CaseSort::Newest, "x").is_err());
+        assert!(decode_cursor(CaseSort::Newest, "~").is_err());
+        assert!(decode_cursor(CaseSort::Updated, "none:1").is_err());
+        assert!(decode_cursor(CaseSort::Deadline, "12").is_err());
+    }
+
+    #[test]
+    fn like_wildcards_are_literal() {
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(like_pattern("井盖"), "%井盖%");
+    }
+}

@@ -1,0 +1,230 @@
+//! The writer thread and its group commit.
+//!
+//! SQLite allows one writer at a time, and a durable commit costs an fsync, which is slow
+//! next to the work of any one job. So a single thread owns the read-write connection and
+//! takes every job queued at the moment (up to [`MAX_BATCH`]) into one transaction: each job
+//! runs inside its own SAVEPOINT, so a job that fails rolls back only itself, then one COMMIT
+//! (one fsync) makes the whole batch durable and only after that is every job answered. Under
+//! load, batches grow by themselves, and throughput with them; when idle, a job commits alone
+//! without waiting for company.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use gridloop_store::{Result, StoreError};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::sql::Db;
+
+/// The most jobs in one transaction. Bounds the latency one batch adds to its last job and
+/// the work lost to a failed commit.
+const MAX_BATCH: usize = 256;
+
+/// A unit of work for the writer: a closure and the channel its caller waits on.
+trait Job: Send {
+    /// Runs on the writer's connection inside the job's savepoint; the reply is sent once
+    /// the outcome of the whole batch is known.
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Reply>;
+    /// Answers without running (the batch could not even start).
+    fn fail(self: Box<Self>, msg: &str);
+}
+
+struct Task<T, F> {
+    f: F,
+    tx: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for Task<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Reply> {
+        let Task { f, tx } = *self;
+        // A panicking job (a caller's decision closure, say) must not take the writer
+        // thread, and with it every later write, down.
+        let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Backend("a write job panicked".into())));
+        Box::new(Pending { result, tx })
+    }
+
+    fn fail(self: Box<Self>, msg: &str) {
+        let _ = self.tx.send(Err(StoreError::Backend(msg.to_string())));
+    }
+}
+
+/// A job's result waiting for its batch to commit.
+trait Reply: Send {
+    fn succeeded(&self) -> bool;
+    /// Sends the result, or `commit_error` instead when the batch did not commit.
+    fn send(self: Box<Self>, commit_error: Option<&str>);
+}
+
+struct Pending<T> {
+    result: Result<T>,
+    tx: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send> Reply for Pending<T> {
+    fn succeeded(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    fn send(self: Box<Self>, commit_error: Option<&str>) {
+        let result = match commit_error {
+            Some(e) if self.result.is_ok() => Err(StoreError::Backend(e.to_string())),
+            _ => self.result,
+        };
+        // The caller may have gone away (a cancelled request); the write stands regardless.
+        let _ = self.tx.send(result);
+    }
+}
+
+/// The handle to the writer thread. Dropping it lets the thread finish the queued jobs and
+/// waits for it, so that the connection is closed when the store is gone.
+pub(crate) struct Writer {
+    jobs: Option<Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(conn: Connection) -> Result<Writer> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let thread = std::thread::Builder::new()
+            .name("gridloop-sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer {
+            jobs: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `f` in the next write transaction and returns its result once that transaction
+    /// has committed (or the error, with nothing of `f` written).
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Task { f, tx });
+        let stopped = || StoreError::Backend("the database writer has stopped".into());
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(conn: Connection, rx: Receiver<Box<dyn Job>>) {
+    let mut queue = VecDeque::new();
+    loop {
+        if queue.is_empty() {
+            match rx.recv() {
+                Ok(job) => queue.push_back(job),
+                Err(_) => break, // every sender is gone: the store was dropped
+            }
+        }
+        while queue.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => queue.push_back(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, &mut queue);
+    }
+    tracing::debug!("database writer stopped");
+}
+
+/// Runs up to [`MAX_BATCH`] jobs from the front of `queue` in one transaction.
+fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        // Another process holds the write lock past the busy timeout, or the disk is gone:
+        // fail what is queued now rather than spin on it.
+        let msg = format!("cannot start a write transaction: {e}");
+        tracing::error!("{msg}");
+        for job in queue.drain(..) {
+            job.fail(&msg);
+        }
+        return;
+    }
+    let mut done: Vec<Box<dyn Reply>> = Vec::new();
+    let mut taken = 0;
+    while taken < MAX_BATCH {
+        let Some(job) = queue.pop_front() else { break };
+        taken += 1;
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
+            let msg = format!("cannot open a savepoint: {e}");
+            job.fail(&msg);
+            abort(conn, done, &msg);
+            return;
+        }
+        let reply = job.run(conn);
+        if reply.succeeded() {
+            if let Err(e) = exec(conn, "RELEASE job") {
+                done.push(reply);
+                abort(conn, done, &format!("cannot release a savepoint: {e}"));
+                return;
+            }
+            done.push(reply);
+        } else {
+            // Undo just this job; its error is its answer, whatever happens to the batch.
+            let undone = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
+            reply.send(None);
+            if let Err(e) = undone {
+                abort(conn, done, &format!("cannot roll back a savepoint: {e}"));
+                return;
+            }
+        }
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back on its own (I/O error, disk full,
+            // out of memory): the earlier jobs of the batch are undone too.
+            abort(
+                conn,
+                done,
+                "the write transaction was rolled back by the database",
+            );
+            return;
+        }
+    }
+    match exec(conn, "COMMIT") {
+        Ok(()) => {
+            tracing::trace!(jobs = done.len(), "committed a batch");
+            for r in done {
+                r.send(None);
+            }
+        }
+        Err(e) => abort(conn, done, &format!("commit failed: {e}")),
+    }
+}
+
+/// Rolls the batch back and answers its jobs with the error.
+fn abort(conn: &Connection, done: Vec<Box<dyn Reply>>, msg: &str) {
+    tracing::error!("write batch failed: {msg}");
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+    for r in done {
+        r.send(Some(msg));
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql).db()?.execute([]).db()?;
+    Ok(())
+}
