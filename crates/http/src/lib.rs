@@ -8,6 +8,7 @@
 //! | [`views`] | what leaves the server: masked cases, public timelines |
 //! | [`routing`] | location → grid |
 //! | [`sweep`] | the overdue sweep (督办/上报) |
+//! | [`web`] | the embedded web console and residents' pages (`web/`) |
 
 pub mod auth;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod routes;
 pub mod routing;
 pub mod sweep;
 pub mod views;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
