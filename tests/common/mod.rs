@@ -44,14 +44,22 @@ impl App {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let url = loop {
-            let line = lines.next().expect("gridloop exited before serving").unwrap();
+            let line = lines
+                .next()
+                .expect("gridloop exited before serving")
+                .unwrap();
             if let Some(rest) = line.strip_prefix("gridloop is serving at ") {
                 break rest.trim_end_matches('/').to_string();
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        App { url, data: data.to_path_buf(), child, client: reqwest::Client::new() }
+        App {
+            url,
+            data: data.to_path_buf(),
+            child,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// Kills the server at once (no graceful shutdown), as a crash would.
@@ -61,7 +69,13 @@ impl App {
     }
 
     pub async fn login(&self, username: &str) -> String {
-        let r = self.post("/api/v1/login", None, json!({"username": username, "password": "demo"})).await;
+        let r = self
+            .post(
+                "/api/v1/login",
+                None,
+                json!({"username": username, "password": "demo"}),
+            )
+            .await;
         assert_eq!(r.0, 200, "login {username}: {}", r.1);
         r.1["token"].as_str().unwrap().to_string()
     }
@@ -80,7 +94,13 @@ impl App {
         self.post_raw(path, token, body.to_string(), &[]).await
     }
 
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .post(format!("{}{path}", self.url))
@@ -99,7 +119,13 @@ impl App {
 
     /// Takes an action, checking the answer's status.
     pub async fn act(&self, token: &str, id: i64, body: Value, want: u16) -> Value {
-        let (s, v) = self.post(&format!("/api/v1/cases/{id}/actions"), Some(token), body.clone()).await;
+        let (s, v) = self
+            .post(
+                &format!("/api/v1/cases/{id}/actions"),
+                Some(token),
+                body.clone(),
+            )
+            .await;
         assert_eq!(s, want, "action {body}: {v}");
         v
     }
@@ -123,12 +149,18 @@ pub fn run_cli(args: &[&str], stdin: Option<&str>) -> (i32, String) {
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -141,7 +173,36 @@ pub fn inside(boundary: &Value) -> (f64, f64) {
     };
     let pts = ring.as_array().unwrap();
     let n = (pts.len() - 1) as f64;
-    let lng = pts[..pts.len() - 1].iter().map(|p| p[0].as_f64().unwrap()).sum::<f64>() / n;
-    let lat = pts[..pts.len() - 1].iter().map(|p| p[1].as_f64().unwrap()).sum::<f64>() / n;
+    let lng = pts[..pts.len() - 1]
+        .iter()
+        .map(|p| p[0].as_f64().unwrap())
+        .sum::<f64>()
+        / n;
+    let lat = pts[..pts.len() - 1]
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .sum::<f64>()
+        / n;
     (lat, lng)
+}
+
+/// Posts over a raw socket and returns the status: the server may answer 413 and close
+/// before the whole body is sent, which HTTP client libraries report as a send error.
+pub fn raw_post_status(url: &str, path: &str, token: &str, body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
