@@ -93,8 +93,10 @@ CREATE TABLE cases (
     created_by     TEXT,
     reporter_phone TEXT,
     deadline       INTEGER,
-    -- The deadline sort key: cases without a deadline sort after all others.
-    deadline_key   INTEGER GENERATED ALWAYS AS (coalesce(deadline, 9223372036854775807)) VIRTUAL,
+    -- The deadline sort key. Cases without a deadline sort after all others, among
+    -- themselves by id (2^62 + id): distinct keys, so that a page cursor seeks straight to its
+    -- place instead of skipping through one huge group of equal keys.
+    deadline_key   INTEGER GENERATED ALWAYS AS (coalesce(deadline, 4611686018427387904 + id)) VIRTUAL,
     overdue        INTEGER NOT NULL,
     due_at         INTEGER,
     created_at     INTEGER NOT NULL,
@@ -111,13 +113,14 @@ CREATE INDEX cases_reporter_phone ON cases (reporter_phone) WHERE reporter_phone
 CREATE INDEX cases_deadline ON cases (deadline_key, id);
 CREATE INDEX cases_updated ON cases (updated_at, id);
 -- ... and the same orders over open cases only, a small fraction of all once the store has
--- history: work queues ("open cases by deadline") walk these instead of skipping past years
--- of closed cases. Queries repeat this exact condition so that SQLite can use them.
-CREATE INDEX cases_open_newest ON cases (id)
+-- history: work queues ("open cases by deadline") walk these instead of wading through years
+-- of closed cases. They also carry what visibility is decided on, so that a walk reads the
+-- rows of matching cases only. Queries repeat this exact condition so that SQLite uses them.
+CREATE INDEX cases_open_newest ON cases (id, status, org_path, area_path, created_by)
     WHERE status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied');
-CREATE INDEX cases_open_deadline ON cases (deadline_key, id)
+CREATE INDEX cases_open_deadline ON cases (deadline_key, id, status, org_path, area_path, created_by)
     WHERE status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied');
-CREATE INDEX cases_open_updated ON cases (updated_at, id)
+CREATE INDEX cases_open_updated ON cases (updated_at, id, status, org_path, area_path, created_by)
     WHERE status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied');
 -- The overdue sweep reads only cases that fell due; most cases never are.
 CREATE INDEX cases_due_at ON cases (due_at) WHERE due_at IS NOT NULL;

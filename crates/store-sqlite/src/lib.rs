@@ -9,7 +9,7 @@
 //!   jobs queued at that moment (up to 256) into *one* transaction, runs each inside its own
 //!   SAVEPOINT (a failing job rolls back only itself), COMMITs once and only then answers.
 //!   One fsync thus makes a whole batch durable: throughput grows with load instead of being
-//!   capped by the disk's sync rate. See [`writer`](crate::writer).
+//!   capped by the disk's sync rate (module `writer`).
 //! - **Readers in parallel.** A small pool of read-only connections serves reads on tokio's
 //!   blocking threads. WAL mode gives each read a committed snapshot without blocking, or
 //!   being blocked by, the writer.

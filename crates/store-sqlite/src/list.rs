@@ -2,9 +2,9 @@
 //!
 //! A page is ordered by one of three keys, each served by an index: `id` (the table itself)
 //! for newest first, `(deadline_key, id)` for earliest deadline first (the generated column
-//! puts cases without a deadline last), `(updated_at, id)` for most recently changed first. The cursor is
-//! the last row's key; the next page starts strictly after it, so pages stay stable while
-//! cases are added.
+//! puts cases without a deadline last, by id), `(updated_at, id)` for most recently changed
+//! first. The cursor is the last row's key; the next page starts strictly after it, so
+//! pages stay stable while cases are added.
 //!
 //! The hard part is the subtree filter (visibility, org, area) at scale: a city-wide user
 //! sees nearly every case, a grid handler one in ten thousand. Walking the sort index and
@@ -40,8 +40,9 @@ const WALK_BUDGET: usize = 8192;
 /// condition: a query must repeat it verbatim for SQLite to use them.
 const OPEN: &str = "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
 
-/// The deadline sort key of cases without a deadline (the generated column `deadline_key`).
-const NO_DEADLINE: i64 = i64::MAX;
+/// The deadline sort key of a case without a deadline is this plus its id (the generated
+/// column `deadline_key`), after every real deadline.
+const NO_DEADLINE: i64 = 1 << 62;
 
 /// A row's place in a sort order: the sort value (the id itself for newest first) and the id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +67,9 @@ fn order_by(sort: CaseSort) -> String {
     }
 }
 
-/// Rows strictly after `k` in the sort order (row values, so the index range applies).
+/// Rows strictly after `k` in the sort order. SQLite seeks on the first column of the row
+/// value and filters the rest, which is why every sort value is (nearly) unique: a seek then
+/// lands on the next page instead of in front of a long run of equal values.
 fn after(sort: CaseSort, k: Key) -> Sql {
     match sort {
         CaseSort::Newest => Sql::new("id < ").bind(k.id),
@@ -98,7 +101,7 @@ fn encode_cursor(sort: CaseSort, c: Cursor) -> String {
     let mark = if c.sparse { "~" } else { "" };
     match sort {
         CaseSort::Newest => format!("{mark}{}", k.id),
-        CaseSort::Deadline if k.value == NO_DEADLINE => format!("{mark}none:{}", k.id),
+        CaseSort::Deadline if k.value >= NO_DEADLINE => format!("{mark}none:{}", k.id),
         CaseSort::Deadline | CaseSort::Updated => format!("{mark}{}:{}", k.value, k.id),
     }
 }
@@ -123,7 +126,7 @@ fn decode_cursor(sort: CaseSort, s: &str) -> Result<Cursor> {
         CaseSort::Deadline | CaseSort::Updated => {
             let (value, id) = s.split_once(':').ok_or_else(bad)?;
             let value = match value {
-                "none" if sort == CaseSort::Deadline => NO_DEADLINE,
+                "none" if sort == CaseSort::Deadline => NO_DEADLINE.saturating_add(int(id)?),
                 v => int(v)?,
             };
             Key {
@@ -302,12 +305,14 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     let open = open_only(f);
     let mut sparse = false;
     match driver(f) {
-        None => fetch(
-            conn,
-            &direct_query(f.sort, open, &conds, after, want),
-            &mut rows,
-        )?,
+        None => {
+            // A reporter's cases come from the phone index, whatever their status.
+            let open_index = open && f.reporter_phone.is_none();
+            let q = direct_query(f.sort, open_index, &conds, after, want);
+            fetch(conn, &q, &mut rows)?;
+        }
         Some(ids) => {
+            // Some(start) when the rest of the page is to be collected from `ids`.
             let collect_after = if cursor.is_some_and(|c| c.sparse) {
                 Some(after)
             } else {
@@ -365,18 +370,13 @@ fn from_sorted(sort: CaseSort, open: bool) -> Sql {
 }
 
 /// Everything in one statement, for lists without a subtree filter: the sort order's index
-/// with the filters checked on the way, or the phone index for a reporter's cases.
+/// with the filters checked on the way, or (the planner's choice) the phone index for a
+/// reporter's cases.
 fn direct_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
-    let from = if open {
-        from_sorted(sort, open)
-    } else {
-        // The planner's choice: the sort order, or a selective index such as the phone's.
-        Sql::new(" FROM cases WHERE 1")
-    };
     let q = Sql::new("SELECT id, ")
         .push(key_expr(sort))
         .push(", doc")
-        .append(&from)
+        .append(&from_sorted(sort, open))
         .push(" AND ")
         .append(conds);
     finish_query(q, sort, cursor, limit)
@@ -384,13 +384,17 @@ fn direct_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, li
 
 /// The walk of the sort order. The filters are evaluated in the select list, not in the
 /// WHERE clause, so that the planner has nothing to use but the sort order's index, and the
-/// walk learns where it stopped even when the last rows did not match.
+/// walk learns where it stopped even when the last rows did not match. The document is asked
+/// for only when the row matches: when the index holds every column the filters need (the
+/// open-case indexes hold those of visibility), SQLite then never reads the other rows.
 fn walk_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
     let q = Sql::new("SELECT id, ")
         .push(key_expr(sort))
         .push(", ")
         .append(conds)
-        .push(" AS hit, doc")
+        .push(" AS hit, CASE WHEN ")
+        .append(conds)
+        .push(" THEN doc END")
         .append(&from_sorted(sort, open));
     finish_query(q, sort, cursor, limit)
 }
@@ -532,6 +536,11 @@ mod tests {
                 reporter_phone: Some("138".into()),
                 ..CaseFilter::default()
             },
+            CaseFilter {
+                reporter_phone: Some("138".into()),
+                statuses: vec![Status::Accepted],
+                ..CaseFilter::default()
+            },
         ];
         for f in &filters {
             for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
@@ -556,7 +565,7 @@ mod tests {
                 };
                 match driver(f) {
                     None if f.reporter_phone.is_some() => {
-                        let p = plan(&conn, &direct_query(sort, open, &conds, Some(k), 51));
+                        let p = plan(&conn, &direct_query(sort, false, &conds, Some(k), 51));
                         assert!(p.contains("INDEX cases_reporter_phone"), "{ctx}: {p}");
                     }
                     None => {
@@ -873,7 +882,7 @@ mod tests {
         for (sort, value, id) in [
             (CaseSort::Newest, 7, 7),
             (CaseSort::Deadline, 1_700_000_000_000, 3),
-            (CaseSort::Deadline, NO_DEADLINE, 9),
+            (CaseSort::Deadline, NO_DEADLINE + 9, 9),
             (CaseSort::Updated, -5, 1),
         ] {
             for sparse in [false, true] {
