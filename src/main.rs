@@ -18,7 +18,11 @@ use gridloop_store::{NewUser, Store};
 use gridloop_store_sqlite::SqliteStore;
 
 #[derive(Parser)]
-#[command(name = "gridloop", version, about = "基层治理事件闭环 — every request gets an answer (件件有回应)")]
+#[command(
+    name = "gridloop",
+    version,
+    about = "基层治理事件闭环 — every request gets an answer (件件有回应)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -133,7 +137,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -157,34 +164,51 @@ fn open_store(data: &Path, database_url: Option<&str>) -> Res<Arc<dyn Store>> {
             "{url}: PostgreSQL is not available in this build yet; use the embedded store (--data)"
         ));
     }
-    let store = SqliteStore::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))?;
+    let store =
+        SqliteStore::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))?;
     Ok(Arc::new(store))
 }
 
 async fn run(cli: Cli) -> Res<ExitCode> {
     match cli.command {
         Command::Demo(args) => {
-            let data = args.data.clone().unwrap_or_else(|| PathBuf::from("./gridloop-demo"));
+            let data = args
+                .data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./gridloop-demo"));
             let store = open_store(&data, args.database_url.as_deref())?;
             let clock = args.now.map(Clock::starting_at).unwrap_or_default();
             seed_demo(store.clone(), clock).await?;
             serve(store, clock, args.listen, true).await
         }
         Command::Serve(args) => {
-            let data = args.data.clone().unwrap_or_else(|| PathBuf::from("./gridloop-data"));
+            let data = args
+                .data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./gridloop-data"));
             let store = open_store(&data, args.database_url.as_deref())?;
             let clock = args.now.map(Clock::starting_at).unwrap_or_default();
             serve(store, clock, args.listen, false).await
         }
-        Command::User(UserCommand::Add { data, username, role, org, display_name }) => {
+        Command::User(UserCommand::Add {
+            data,
+            username,
+            role,
+            org,
+            display_name,
+        }) => {
             let role = Role::parse(&role).ok_or_else(|| {
                 format!("unknown role {role}: one of admin leader dispatcher handler inspector volunteer")
             })?;
-            gridloop_http::routes::admin::validate_username(&username).map_err(|e| e.to_string())?;
+            gridloop_http::routes::admin::validate_username(&username)
+                .map_err(|e| e.to_string())?;
             let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).map_err(|e| e.to_string())?;
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .map_err(|e| e.to_string())?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
-            gridloop_http::routes::admin::validate_password(&password).map_err(|e| e.to_string())?;
+            gridloop_http::routes::admin::validate_password(&password)
+                .map_err(|e| e.to_string())?;
             let store = open_store(&data.data, None)?;
             let user = store
                 .create_user(NewUser {
@@ -200,20 +224,46 @@ async fn run(cli: Cli) -> Res<ExitCode> {
                     gridloop_store::StoreError::NotFound => format!("unknown org {org}"),
                     other => other.to_string(),
                 })?;
-            println!("created user {} ({}) at {}", user.username, user.role.as_str(), user.org);
+            println!(
+                "created user {} ({}) at {}",
+                user.username,
+                user.role.as_str(),
+                user.org
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Org(OrgCommand::Add { data, code, name, level, parent }) => {
-            let level = Level::parse(&level)
-                .ok_or_else(|| format!("unknown level {level}: city street community grid unit department"))?;
+        Command::Org(OrgCommand::Add {
+            data,
+            code,
+            name,
+            level,
+            parent,
+        }) => {
+            let level = Level::parse(&level).ok_or_else(|| {
+                format!("unknown level {level}: city street community grid unit department")
+            })?;
             let store = open_store(&data.data, None)?;
             let parent_org = match &parent {
-                Some(p) => Some(store.org(p).await.map_err(|e| e.to_string())?.ok_or(format!("unknown org {p}"))?),
+                Some(p) => Some(
+                    store
+                        .org(p)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or(format!("unknown org {p}"))?,
+                ),
                 None => None,
             };
-            let path = Org::child_path(parent_org.as_ref(), &code, level).map_err(|e| e.to_string())?;
+            let path =
+                Org::child_path(parent_org.as_ref(), &code, level).map_err(|e| e.to_string())?;
             store
-                .put_orgs(vec![Org { code: code.clone(), name, level, parent, path, boundary: None }])
+                .put_orgs(vec![Org {
+                    code: code.clone(),
+                    name,
+                    level,
+                    parent,
+                    path,
+                    boundary: None,
+                }])
                 .await
                 .map_err(|e| e.to_string())?;
             println!("added org {code}");
@@ -242,7 +292,10 @@ async fn run(cli: Cli) -> Res<ExitCode> {
         Command::Apikey(ApikeyCommand::Add { data, name }) => {
             let store = open_store(&data.data, None)?;
             let (key, hash) = auth::new_token();
-            store.create_api_key(&name, &hash, Utc::now()).await.map_err(|e| e.to_string())?;
+            store
+                .create_api_key(&name, &hash, Utc::now())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{key}");
             eprintln!("API key {name} created; it is shown only this once.");
             Ok(ExitCode::SUCCESS)
@@ -257,16 +310,21 @@ async fn run(cli: Cli) -> Res<ExitCode> {
 
 async fn seed_demo(store: Arc<dyn Store>, clock: Clock) -> Res<()> {
     let started = std::time::Instant::now();
-    let state = AppState::load(store.clone(), clock, Policy::default()).await.ok();
-    let cal = state.as_ref().map(|s| (*s.calendar()).clone()).unwrap_or_else(|| {
-        let mut c = gridloop_domain::calendar::Calendar::default();
-        for text in gridloop_http::SHIPPED_CALENDARS {
-            if let Ok(y) = gridloop_domain::calendar::CalendarYear::parse(text) {
-                c.load_year(&y);
+    let state = AppState::load(store.clone(), clock, Policy::default())
+        .await
+        .ok();
+    let cal = state
+        .as_ref()
+        .map(|s| (*s.calendar()).clone())
+        .unwrap_or_else(|| {
+            let mut c = gridloop_domain::calendar::Calendar::default();
+            for text in gridloop_http::SHIPPED_CALENDARS {
+                if let Ok(y) = gridloop_domain::calendar::CalendarYear::parse(text) {
+                    c.load_year(&y);
+                }
             }
-        }
-        c
-    });
+            c
+        });
     let hash = auth::hash_password("demo");
     let summary = demo::seed(store.as_ref(), &cal, &Policy::default(), clock.now(), &hash)
         .await
@@ -285,11 +343,18 @@ async fn seed_demo(store: Arc<dyn Store>, clock: Clock) -> Res<()> {
         );
     }
     // The demo's Open311 key is the literal `demo` (CONTRACT.md).
-    let _ = store.create_api_key("demo", &auth::token_hash("demo"), clock.now()).await;
+    let _ = store
+        .create_api_key("demo", &auth::token_hash("demo"), clock.now())
+        .await;
     Ok(())
 }
 
-async fn serve(store: Arc<dyn Store>, clock: Clock, listen: SocketAddr, demo: bool) -> Res<ExitCode> {
+async fn serve(
+    store: Arc<dyn Store>,
+    clock: Clock,
+    listen: SocketAddr,
+    demo: bool,
+) -> Res<ExitCode> {
     let state = AppState::load(store, clock, Policy::default()).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -303,6 +368,8 @@ async fn serve(store: Arc<dyn Store>, clock: Clock, listen: SocketAddr, demo: bo
         }
         println!("Open311 API key: demo");
     }
-    gridloop_http::serve(state, listener).await.map_err(|e| e.to_string())?;
+    gridloop_http::serve(state, listener)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::calendar::Calendar;
 use crate::category;
+use crate::geo::Crs;
 use crate::measures::MeasureDelta;
 use crate::org::{Level, OrgRef, parent_path};
 use crate::policy::Policy;
@@ -236,6 +237,35 @@ pub struct Case {
     pub reject_reason: Option<String>,
     /// When the overdue sweep must next look at this case ([`Policy::next_due`]).
     pub due_at: Option<DateTime<Utc>>,
+    /// The coordinate system the location was reported in (it is stored in WGS-84).
+    #[serde(default)]
+    pub crs: Option<Crs>,
+    /// Repeats of the same source join one open case (a camera and alert type, say).
+    #[serde(default)]
+    pub source_key: Option<String>,
+    /// How many repeated reports joined this case.
+    #[serde(default)]
+    pub repeats: u32,
+    /// The night visit (夜访) whose concern this case is.
+    #[serde(default)]
+    pub visit_id: Option<i64>,
+    /// A tower-group relay (塔群求助): the answer goes back through the commander.
+    #[serde(default)]
+    pub relay: Option<Relay>,
+    /// Channel-specific details (Open311 attributes, a camera alert's type and snapshot).
+    #[serde(default)]
+    pub attributes: Option<Value>,
+}
+
+/// Who relayed a resident's request from a tower group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Relay {
+    /// The tower group's code.
+    pub tower_group: String,
+    /// The commander (username or name) who relayed it.
+    pub commander: String,
+    pub resident_name: Option<String>,
 }
 
 /// What a reporter supplies. The HTTP layer fills it from a request body.
@@ -249,6 +279,11 @@ pub struct NewCase {
     pub address: Option<String>,
     pub reporter: Reporter,
     pub attachments: Vec<String>,
+    pub crs: Option<Crs>,
+    pub source_key: Option<String>,
+    pub visit_id: Option<i64>,
+    pub relay: Option<Relay>,
+    pub attributes: Option<Value>,
 }
 
 /// An action as the API receives it (`{"action": "...", ...fields}`).
@@ -498,6 +533,12 @@ pub fn new_case(
         merged_into: None,
         reject_reason: None,
         due_at: None,
+        crs: input.crs,
+        source_key: input.source_key,
+        repeats: 0,
+        visit_id: input.visit_id,
+        relay: input.relay,
+        attributes: input.attributes,
     };
     let details = json!({
         "channel": case.channel,
@@ -962,4 +1003,63 @@ pub fn reveal(case: &Case, actor: &Actor, now: DateTime<Utc>) -> Result<Decision
         events: vec![NewEvent::new("reveal", actor, to_millis(now), details)],
         measures: MeasureDelta::default(),
     })
+}
+
+/// A problem fixed where it was found (当场整改): reported and closed in one step by the
+/// grid worker, volunteer or inspector who found it, with the result as evidence. It counts
+/// as received and closed on time.
+pub fn close_on_the_spot(
+    case: &Case,
+    result: &str,
+    attachments: &[String],
+    actor: &Actor,
+    ctx: &Ctx,
+) -> Result<Decision, DomainError> {
+    let u = actor
+        .user()
+        .ok_or_else(|| DomainError::Forbidden("only staff fix on the spot".into()))?;
+    if case.status != Status::Reported || case.created_by.as_deref() != Some(u.username.as_str()) {
+        return Err(DomainError::InvalidState(
+            "only a fresh report of your own can be closed on the spot".into(),
+        ));
+    }
+    check_text("result", result, TEXT_MAX, true)?;
+    let now = to_millis(ctx.now);
+    let mut c = case.clone();
+    c.accepted_at = Some(now);
+    c.handling_mode = Some(HandlingMode::Immediate);
+    c.difficulty = Some(Difficulty::Simple);
+    c.deadline = Some(now);
+    c.result = Some(result.to_string());
+    c.result_attachments = attachments.to_vec();
+    c.replied_at = Some(now);
+    close(&mut c, now);
+    let mut details = Map::new();
+    details.insert("on_the_spot".into(), json!(true));
+    details.insert("result".into(), json!(result));
+    details.insert("attachments".into(), json!(attachments));
+    let event = finish(case, &mut c, "close", details, actor, now, ctx);
+    Ok(Decision::new(Some(case), c, vec![event], ctx.calendar))
+}
+
+/// Another report of the same thing (a camera raising the same alert again) joins the open
+/// case instead of opening a new one.
+pub fn record_repeat(
+    case: &Case,
+    details: Value,
+    actor: &Actor,
+    ctx: &Ctx,
+) -> Result<Decision, DomainError> {
+    if !case.status.is_open() {
+        return Err(DomainError::InvalidState(
+            "the case is no longer open".into(),
+        ));
+    }
+    let now = to_millis(ctx.now);
+    let mut c = case.clone();
+    c.repeats += 1;
+    let mut d = Map::new();
+    d.insert("report".into(), details);
+    let event = finish(case, &mut c, "repeat", d, actor, now, ctx);
+    Ok(Decision::new(Some(case), c, vec![event], ctx.calendar))
 }

@@ -16,11 +16,13 @@
 //! | [`measures`] | counters, gauges and the published rates (GLOSSARY "Measures") |
 //! | [`privacy`] | masking of personal data |
 //! | [`category`] | the case categories (数字城管 classes plus community affairs) |
-//! | [`geo`] | point-in-polygon routing of a location to a grid |
+//! | [`geo`] | point-in-polygon routing, coordinate systems (GCJ-02, BD-09), distances |
+//! | [`duplicates`] | likely duplicates: nearby open cases saying the same (jieba words) |
 
 pub mod calendar;
 pub mod case;
 pub mod category;
+pub mod duplicates;
 pub mod error;
 pub mod geo;
 pub mod measures;
