@@ -1722,6 +1722,7 @@ fn report<'a>(
         }),
         reporter,
         attachments: vec![],
+        ..NewCase::default()
     };
     let ctx = Ctx {
         now: p.at,

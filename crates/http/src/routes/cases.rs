@@ -5,6 +5,7 @@ use gridloop_domain::case::{
     Action, Case, Channel, Ctx, Location, MergeTarget, NewCase, Reporter, Resolved, Status,
     authorize, decide, new_case,
 };
+use gridloop_domain::geo::Crs;
 use gridloop_domain::org::OrgRef;
 use gridloop_domain::role::{Actor, UserActor};
 use gridloop_store::{CaseFilter, CaseSort, CreateCase, IdempotencyKey, Visibility};
@@ -25,8 +26,11 @@ pub struct CreateCaseRequest {
     #[serde(default)]
     pub description: String,
     pub category: Option<String>,
-    /// WGS-84. With no `org`, the case is routed to the grid containing this point.
+    /// With no `org`, the case is routed to the grid containing this point.
     pub location: Option<Location>,
+    /// The coordinate system of `location`: `wgs84` (default, phone GPS), `cgcs2000`,
+    /// `gcj02` (高德/腾讯) or `bd09` (百度). Stored converted to WGS-84.
+    pub crs: Option<Crs>,
     pub address: Option<String>,
     /// The org code where the problem is (属地).
     pub org: Option<String>,
@@ -183,7 +187,8 @@ pub async fn create_case(
     headers: HeaderMap,
     ApiJsonBytes(req, body): ApiJsonBytes<CreateCaseRequest>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
-    let area = match (&req.org, req.location) {
+    let location = req.location.map(|l| req.crs.unwrap_or_default().to_wgs84(l));
+    let area = match (&req.org, location) {
         (Some(code), _) => org_in_reach(&st, &me.actor, code).await?.as_ref(),
         (None, Some(loc)) => {
             loc.validate()?;
@@ -201,10 +206,12 @@ pub async fn create_case(
         title: req.title,
         description: req.description,
         category: req.category,
-        location: req.location,
+        location,
         address: req.address,
         reporter: req.reporter,
         attachments: req.attachments,
+        crs: req.crs,
+        ..NewCase::default()
     };
     let case = store_new_case(&st, input, &me.actor(), &area, idem).await?;
     Ok((StatusCode::CREATED, Json(CaseView::new(case, None))))

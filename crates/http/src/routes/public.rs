@@ -22,8 +22,10 @@ pub struct PublicReportRequest {
     pub title: Option<String>,
     pub description: String,
     pub category: Option<String>,
-    /// WGS-84, e.g. from the phone's location.
+    /// E.g. from the phone's location (WGS-84 unless `crs` says otherwise).
     pub location: Option<Location>,
+    /// `wgs84` (default), `cgcs2000`, `gcj02` or `bd09`.
+    pub crs: Option<gridloop_domain::geo::Crs>,
     pub address: Option<String>,
     /// `phone` is required: its last four digits let the resident track the case.
     pub reporter: Reporter,
@@ -69,7 +71,8 @@ pub async fn create_report(
             "is required to track the case",
         ));
     }
-    let area = match req.location {
+    let location = req.location.map(|l| req.crs.unwrap_or_default().to_wgs84(l));
+    let area = match location {
         Some(loc) => {
             loc.validate()?;
             st.routing
@@ -90,10 +93,12 @@ pub async fn create_report(
         title,
         description: req.description,
         category: req.category,
-        location: req.location,
+        location,
         address: req.address,
         reporter: req.reporter,
         attachments: req.attachments,
+        crs: req.crs,
+        ..NewCase::default()
     };
     let case = store_new_case(&st, input, &Actor::Resident, &area, idem).await?;
     Ok((
