@@ -10,3 +10,4 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
 cargo test --workspace
+./scripts/e2e.sh

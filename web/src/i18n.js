@@ -43,7 +43,7 @@ function lookup(dict, key) {
 export function t(key, params) {
   const s = lookup(LOCALES[locale.value], key) ?? lookup(zh, key) ?? key
   if (!params) return s
-  return s.replace(/\{(\w+)\}/g, (m, k) => (params[k] ?? params[k] === 0 ? String(params[k]) : m))
+  return s.replace(/\{(\w+)\}/g, (m, k) => (params[k] !== undefined && params[k] !== null ? String(params[k]) : m))
 }
 
 /** Whether a key exists in the current locale (e.g. an enum value the UI may not know). */
