@@ -14,7 +14,7 @@
 //!   blocking threads. WAL mode gives each read a committed snapshot without blocking, or
 //!   being blocked by, the writer.
 //! - **Durability.** WAL with `synchronous = FULL`: a write is acknowledged only after its
-//!   commit is synced, so neither a crashed process nor a lost machine loses it.
+//!   commit is synced, so it survives a crash of the process and a power failure alike.
 //! - **Integrity in the database.** Events are append-only by trigger and form one hash chain
 //!   whose head is recorded beside it; foreign keys are on.
 //! - **Schema.** Versioned SQL files in `migrations/sqlite/`, compiled in and applied at
@@ -22,7 +22,9 @@
 //!
 //! A case row keeps the fields that are filtered or sorted on as indexed columns and the whole
 //! domain case as a JSON document; measures are kept as rollups updated in the same
-//! transaction as the case, so dashboards never scan cases.
+//! transaction as the case, so dashboards never scan cases. Case lists page by keyset and
+//! pick their plan by the density of the caller's subtree (module `list`); the store never
+//! runs ANALYZE, so that SQLite's plans stay the ones its tests check.
 
 mod attachments;
 mod cases;
