@@ -6,6 +6,7 @@
 #   ./scripts/e2e.sh                        # debug build (shared with cargo test)
 #   GL_E2E_RELEASE=1 ./scripts/e2e.sh       # release build
 #   GL_SCREENSHOTS=docs/screenshots ./scripts/e2e.sh   # also save screenshots there
+#   GL_BIN=path/to/gridloop ./scripts/e2e.sh     # test that binary, build nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,7 +35,9 @@ fi
 echo "== e2e: npm ci"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 
-if [ -n "${GL_E2E_RELEASE:-}" ]; then
+if [ -n "${GL_BIN:-}" ]; then
+  bin="$GL_BIN" # a gridloop binary built already
+elif [ -n "${GL_E2E_RELEASE:-}" ]; then
   cargo build --release --bin gridloop
   bin="$root/target/release/gridloop"
 else

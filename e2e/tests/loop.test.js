@@ -69,7 +69,7 @@ test('the dispatcher accepts and dispatches from the workbench, by keyboard', as
   await row.click()
   await page.waitForSelector('[data-t=side] [data-t=act-accept]')
   await page.waitForSelector('[data-t=duplicates]')
-  await shot(page, 'workbench')
+  await shot(page, 'workbench-triage')
   // a: accept, 1: 即时办理, 6: simple (1 working day), Ctrl+Enter: submit
   await page.locator('body').press('a')
   await page.waitForSelector('[data-t=form-accept]')
@@ -151,6 +151,14 @@ test('the dispatcher verifies on the case page', async () => {
   await page.click('[data-t=submit-action]')
   await until(async () => (await caseNow()).status === 'closed', 'closed')
   await page.waitForSelector('[data-t=no-actions], [data-t=act-comment]')
+  // the whole queue, with its deadline countdowns, and the supervision view
+  await page.goto(`${BASE}/workbench?queue=all`)
+  await page.waitForSelector('[data-t=case-table] tbody tr:nth-child(10)')
+  await page.waitForSelector('[data-t=side]')
+  await shot(page, 'workbench')
+  await page.goto(`${BASE}/supervision`)
+  await page.waitForSelector('[data-t=sup-table] tbody tr:nth-child(3)')
+  await shot(page, 'supervision')
   assertSameOrigin(ctx)
   await ctx.close()
 })

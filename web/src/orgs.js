@@ -1,6 +1,7 @@
 // The org tree the caller may see (GET /api/v1/orgs?include=boundary), loaded once per login.
 import { reactive } from 'vue'
 import { get } from './api.js'
+import { t } from './i18n.js'
 
 export const orgs = reactive({ list: [], loaded: false, error: null })
 const byCode = new Map()
@@ -44,7 +45,8 @@ export function loadOrgs() {
 
 // Each reader touches `orgs.list` so that what it renders updates once the tree has loaded.
 export const org = (code) => (void orgs.list, byCode.get(code))
-export const orgName = (code) => (code ? org(code)?.name || code : '—')
+// Orgs outside the caller's subtree (e.g. the city a case was escalated to) have no name here.
+export const orgName = (code) => (code ? org(code)?.name || (orgs.loaded ? t('common.outside_org', { code }) : code) : '—')
 export const childrenOf = (code) => (void orgs.list, children.get(code) || [])
 /** Whether the caller's subtree holds this org. */
 export const inMyTree = (code) => (void orgs.list, byCode.has(code))

@@ -15,6 +15,7 @@ export default {
     remove: 'Remove',
     not_found: 'Page not found',
     go_home: 'Go to the start page',
+    outside_org: 'org {code} (outside your area)',
   },
   nav: {
     workbench: 'Workbench',

@@ -15,6 +15,7 @@ export default {
     remove: '移除',
     not_found: '页面不存在',
     go_home: '返回首页',
+    outside_org: '辖区外单位 {code}',
   },
   nav: {
     workbench: '指挥工作台',
