@@ -23,6 +23,8 @@ struct CaseRow<'a> {
     due_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    lat: Option<f64>,
+    lng: Option<f64>,
     doc: String,
 }
 
@@ -38,12 +40,14 @@ impl<'a> CaseRow<'a> {
             due_at: case.due_at.map(ms),
             created_at: ms(case.created_at),
             updated_at: ms(case.updated_at),
+            lat: case.location.map(|l| l.lat),
+            lng: case.location.map(|l| l.lng),
             doc,
         })
     }
 
-    /// `?1..=?16` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
-    fn params(&self) -> [&dyn ToSql; 16] {
+    /// `?1..=?20` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
+    fn params(&self) -> [&dyn ToSql; 20] {
         let c = self.case;
         [
             &c.id,
@@ -62,21 +66,26 @@ impl<'a> CaseRow<'a> {
             &self.created_at,
             &self.updated_at,
             &self.doc,
+            &self.lat,
+            &self.lng,
+            &c.source_key,
+            &c.visit_id,
         ]
     }
 }
 
 const INSERT_CASE: &str = "INSERT INTO cases (id, number, status, version, channel, category,
         area_path, org_path, created_by, reporter_phone, deadline, overdue, due_at,
-        created_at, updated_at, doc)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+        created_at, updated_at, doc, lat, lng, source_key, visit_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+        ?19, ?20)";
 
 // The id and number of a case never change: ?2 (the number) is bound but unused, so that
 // both statements share one parameter list.
 const UPDATE_CASE: &str = "UPDATE cases SET status = ?3, version = ?4, channel = ?5,
         category = ?6, area_path = ?7, org_path = ?8, created_by = ?9, reporter_phone = ?10,
         deadline = ?11, overdue = ?12, due_at = ?13, created_at = ?14, updated_at = ?15,
-        doc = ?16
+        doc = ?16, lat = ?17, lng = ?18, source_key = ?19, visit_id = ?20
     WHERE id = ?1";
 
 pub(crate) fn parse_doc(id: i64, doc: &str) -> Result<Case> {

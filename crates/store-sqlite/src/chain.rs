@@ -132,6 +132,25 @@ pub(crate) fn case_events(conn: &Connection, case_id: i64) -> Result<Vec<Event>>
     })
 }
 
+/// Events of all cases with `from <= at < to`, in chain order, at most `limit`. The range
+/// comes from the `events_at` index; the few events of a period are then sorted by id.
+pub(crate) fn events_between(
+    conn: &Connection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_at
+             WHERE at >= ?1 AND at < ?2 ORDER BY id LIMIT ?3"
+        ))
+        .db()?;
+    collect(stmt.query(params![ms(from), ms(to), limit]).db()?, |r| {
+        event_from_row(r).map_err(|e| StoreError::Backend(format!("corrupt event: {e}")))
+    })
+}
+
 /// Walks the whole chain in one read snapshot, so that events committed meanwhile cannot
 /// make the chain look longer than its recorded head. Rows are streamed, never collected.
 pub(crate) fn verify(conn: &Connection) -> Result<ChainReport> {

@@ -29,6 +29,7 @@
 mod attachments;
 mod cases;
 mod chain;
+mod channels;
 mod directory;
 mod list;
 mod readers;
@@ -49,8 +50,8 @@ use gridloop_domain::measures::Counters;
 use gridloop_domain::org::{Level, Org};
 use gridloop_domain::timeline::Event;
 use gridloop_store::{
-    ApiKey, Attachment, CaseFilter, CaseUpdate, ChainReport, CreateCase, Created, ImportCase,
-    NewUser, Page, Result, Settings, Store, StoreError, TowerGroup, User,
+    ApiKey, Attachment, CaseFilter, CaseUpdate, ChainReport, CreateCase, Created, HotlineCall,
+    ImportCase, NewUser, NightVisit, Page, Result, Settings, Store, StoreError, TowerGroup, User,
 };
 
 use crate::readers::Readers;
@@ -321,6 +322,55 @@ impl Store for SqliteStore {
     async fn import_cases(&self, cases: Vec<ImportCase>) -> Result<()> {
         self.writer
             .run(move |c| cases::import_cases(c, cases))
+            .await
+    }
+
+    async fn events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        self.readers
+            .run(move |c| chain::events_between(c, from, to, limit))
+            .await
+    }
+
+    // --- channels -----------------------------------------------------------------------
+    async fn create_night_visit(&self, visit: NightVisit) -> Result<NightVisit> {
+        self.writer
+            .run(move |c| channels::create_night_visit(c, visit))
+            .await
+    }
+
+    async fn night_visit(&self, id: i64) -> Result<Option<NightVisit>> {
+        self.readers
+            .run(move |c| channels::night_visit(c, id))
+            .await
+    }
+
+    async fn night_visits(
+        &self,
+        path: &str,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NightVisit>> {
+        let path = path.to_string();
+        self.readers
+            .run(move |c| channels::night_visits(c, &path, before_id, limit))
+            .await
+    }
+
+    async fn record_call(&self, call: HotlineCall) -> Result<HotlineCall> {
+        self.writer
+            .run(move |c| channels::record_call(c, call))
+            .await
+    }
+
+    async fn calls_from(&self, phone: &str, limit: u32) -> Result<Vec<HotlineCall>> {
+        let phone = phone.to_string();
+        self.readers
+            .run(move |c| channels::calls_from(c, &phone, limit))
             .await
     }
 

@@ -22,7 +22,7 @@
 use gridloop_domain::DomainError;
 use gridloop_domain::case::{Case, Status};
 use gridloop_domain::org::subtree_end;
-use gridloop_store::{CaseFilter, CaseSort, Page, Result, StoreError, Visibility};
+use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Result, StoreError, Visibility};
 use rusqlite::Connection;
 
 use crate::cases::parse_doc;
@@ -219,7 +219,58 @@ fn conditions(f: &CaseFilter) -> Vec<Sql> {
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         out.push(search(q));
     }
+    if !f.ids.is_empty() {
+        out.push(
+            Sql::new("id IN (SELECT value FROM json_each(")
+                .bind(json_ids(&f.ids))
+                .push("))"),
+        );
+    }
+    if !f.categories.is_empty() {
+        out.push(
+            Sql::new("category IN (SELECT value FROM json_each(")
+                .bind(json_strings(&f.categories))
+                .push("))"),
+        );
+    }
+    if let Some(t) = f.created_from {
+        out.push(Sql::new("created_at >= ").bind(t.timestamp_millis()));
+    }
+    if let Some(t) = f.created_to {
+        out.push(Sql::new("created_at < ").bind(t.timestamp_millis()));
+    }
+    if let Some(k) = &f.source_key {
+        out.push(Sql::new("source_key = ").bind(k.clone()));
+    }
+    if let Some(v) = f.visit_id {
+        out.push(Sql::new("visit_id = ").bind(v));
+    }
+    if let Some(b) = &f.within {
+        out.push(bbox(b));
+    }
     out
+}
+
+/// The ids as a JSON array, for `json_each`: one statement shape for any number of them.
+fn json_ids(ids: &[i64]) -> String {
+    let items: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", items.join(","))
+}
+
+fn json_strings(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// Located within the box, bounds included: a range of the `(lat, lng)` index.
+fn bbox(b: &BBox) -> Sql {
+    Sql::new("lat >= ")
+        .bind(b.min_lat)
+        .push(" AND lat <= ")
+        .bind(b.max_lat)
+        .push(" AND lng >= ")
+        .bind(b.min_lng)
+        .push(" AND lng <= ")
+        .bind(b.max_lng)
 }
 
 /// `q` as a substring of the number, title or description. Title and description are read

@@ -14,11 +14,18 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::sql::Db;
 
 /// `(version, name, sql)`, in order. Never edit a released migration: add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_channels",
+        include_str!("../../../migrations/sqlite/0002_channels.sql"),
+    ),
+];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
 /// before it reports SQLITE_BUSY.
@@ -128,9 +135,10 @@ mod tests {
             assert!(w[0].0 < w[1].0, "migrations must be in version order");
         }
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let latest = MIGRATIONS.len() as i64;
+        assert_eq!(migrate(&mut conn).unwrap(), latest);
         // Running again applies nothing and keeps the data.
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        assert_eq!(migrate(&mut conn).unwrap(), latest);
         let n: i64 = conn
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
