@@ -29,6 +29,8 @@ pub struct Policy {
     pub max_reopens: u32,
     /// The longest extension one request may ask for, in working days.
     pub max_extension_days: u32,
+    /// Alerts of the same camera and type within this many minutes join one open case.
+    pub camera_join_minutes: u32,
 }
 
 impl Default for Policy {
@@ -43,6 +45,7 @@ impl Default for Policy {
             reopen_on_unsatisfied: true,
             max_reopens: 1,
             max_extension_days: 10,
+            camera_join_minutes: 30,
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct AppState {
     /// Where reports with no org and no routable location go (the street centre).
     pub intake_org: OrgRef,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    pub camera_locks: Arc<routes::hooks::SourceLocks>,
 }
 
 /// The calendars shipped in the repository, loaded into a new store on first start.
@@ -105,6 +106,7 @@ impl AppState {
             routing: Arc::new(routing),
             intake_org,
             login_limiter: Arc::new(auth::LoginLimiter::default()),
+            camera_locks: Arc::new(routes::hooks::SourceLocks::default()),
         })
     }
 

@@ -158,6 +158,31 @@ pub struct PublicCaseView {
     /// Whether the reporter may rate it now.
     pub can_rate: bool,
     pub timeline: Vec<PublicEvent>,
+    /// For a report merged into an earlier one: how the original stands. Its answer is
+    /// this reporter's answer too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<OriginalCase>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OriginalCase {
+    pub number: String,
+    pub status: Status,
+    pub status_zh: String,
+    pub result: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Case> for OriginalCase {
+    fn from(c: &Case) -> Self {
+        OriginalCase {
+            number: c.number.clone(),
+            status: c.status,
+            status_zh: c.status.zh().to_string(),
+            result: c.result.clone(),
+            closed_at: c.closed_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -201,6 +226,7 @@ impl PublicCaseView {
                         .and_then(Status::parse),
                 })
                 .collect(),
+            original: None,
         }
     }
 }

@@ -173,11 +173,84 @@ pub struct CaseFilter {
     pub q: Option<String>,
     /// The reporter's normalized phone number (hotline lookups).
     pub reporter_phone: Option<String>,
+    /// Only these ids (Open311 `service_request_id` lists).
+    pub ids: Vec<i64>,
+    /// Any of these categories (Open311 `service_code` lists); empty: all.
+    pub categories: Vec<String>,
+    /// Reported at or after / before (exclusive) these instants.
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    /// Cases joined by the same source (a camera and alert type).
+    pub source_key: Option<String>,
+    /// Concerns raised on one night visit.
+    pub visit_id: Option<i64>,
+    /// Located within this box (WGS-84), for nearby-duplicate checks.
+    pub within: Option<BBox>,
     pub sort: CaseSort,
     /// 1..=200.
     pub limit: u32,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
+}
+
+/// A latitude/longitude box, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BBox {
+    pub min_lat: f64,
+    pub min_lng: f64,
+    pub max_lat: f64,
+    pub max_lng: f64,
+}
+
+impl BBox {
+    /// The box around a point reaching `metres` in every direction.
+    pub fn around(lat: f64, lng: f64, metres: f64) -> BBox {
+        let dlat = metres / 111_320.0;
+        let dlng = metres / (111_320.0 * lat.to_radians().cos().max(0.01));
+        BBox {
+            min_lat: lat - dlat,
+            min_lng: lng - dlng,
+            max_lat: lat + dlat,
+            max_lng: lng + dlng,
+        }
+    }
+}
+
+/// A night visit (夜访日记): who went where, whom they met, what they heard. Each concern
+/// raised becomes a case with `visit_id` set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NightVisit {
+    /// 0 when new; the store assigns it.
+    pub id: i64,
+    /// The org visited (a community or grid).
+    pub org: String,
+    pub org_path: String,
+    /// The night-visit group (夜访组).
+    pub group_name: String,
+    pub leader: String,
+    pub visited_at: DateTime<Utc>,
+    pub place: String,
+    pub households: u32,
+    pub people_met: u32,
+    pub notes: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A hotline call taken by an operator (热线受理记录).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotlineCall {
+    /// 0 when new; the store assigns it.
+    pub id: i64,
+    /// Normalized caller number.
+    pub phone: String,
+    pub operator: String,
+    /// The operator's org (for jurisdiction of the call log).
+    pub org_path: String,
+    pub at: DateTime<Utc>,
+    pub summary: String,
+    /// The case the call opened or followed, if any.
+    pub case_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +353,31 @@ pub trait Store: Send + Sync + 'static {
     async fn due_cases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>>;
     /// Writes finished historic cases in bulk, with events on the chain and rollups.
     async fn import_cases(&self, cases: Vec<ImportCase>) -> Result<()>;
+
+    /// Events of all cases with `from <= at < to`, in chain order, at most `limit`
+    /// (Open311 `servicerequestupdates`).
+    async fn events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Event>>;
+
+    // --- channels -----------------------------------------------------------------------
+    /// Stores a new night visit and returns it with its id.
+    async fn create_night_visit(&self, visit: NightVisit) -> Result<NightVisit>;
+    async fn night_visit(&self, id: i64) -> Result<Option<NightVisit>>;
+    /// Visits in the subtree at `path`, newest first; `before_id` pages.
+    async fn night_visits(
+        &self,
+        path: &str,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NightVisit>>;
+    /// Logs a hotline call and returns it with its id.
+    async fn record_call(&self, call: HotlineCall) -> Result<HotlineCall>;
+    /// Earlier calls from a number, newest first.
+    async fn calls_from(&self, phone: &str, limit: u32) -> Result<Vec<HotlineCall>>;
 
     // --- measures -----------------------------------------------------------------------
     /// Counters summed per org over the local days `from..=to`, for each code given.

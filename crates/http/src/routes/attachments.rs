@@ -57,6 +57,17 @@ pub async fn upload(
     store_upload(&st, &me.user.username, body).await
 }
 
+/// A resident's photo for a report (no login). Same checks as staff uploads.
+#[utoipa::path(post, path = "/api/v1/public/attachments", tag = "public",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = AttachmentView), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn public_upload(
+    State(st): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(StatusCode, Json<AttachmentView>)> {
+    store_upload(&st, "resident", body).await
+}
+
 pub(crate) async fn store_upload(
     st: &AppState,
     who: &str,

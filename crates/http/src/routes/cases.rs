@@ -156,6 +156,19 @@ pub(crate) async fn store_new_case(
     area: &OrgRef,
     idem: Option<IdempotencyKey>,
 ) -> ApiResult<Case> {
+    Ok(store_new_case_outcome(st, input, actor, area, idem)
+        .await?
+        .case)
+}
+
+/// As [`store_new_case`], telling whether it was an idempotent replay.
+pub(crate) async fn store_new_case_outcome(
+    st: &AppState,
+    input: NewCase,
+    actor: &Actor,
+    area: &OrgRef,
+    idem: Option<IdempotencyKey>,
+) -> ApiResult<gridloop_store::Created> {
     let cal = st.calendar();
     let ctx = Ctx {
         now: st.clock.now(),
@@ -164,15 +177,14 @@ pub(crate) async fn store_new_case(
     };
     let decision = new_case(input, actor, area, &ctx)?;
     let number_day = cal.local_date(decision.case.created_at);
-    let created = st
+    Ok(st
         .store
         .create_case(CreateCase {
             decision,
             number_day,
             idempotency: idem,
         })
-        .await?;
-    Ok(created.case)
+        .await?)
 }
 
 /// Report a case (staff channels: hotline, patrol, visits…).
@@ -187,7 +199,9 @@ pub async fn create_case(
     headers: HeaderMap,
     ApiJsonBytes(req, body): ApiJsonBytes<CreateCaseRequest>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
-    let location = req.location.map(|l| req.crs.unwrap_or_default().to_wgs84(l));
+    let location = req
+        .location
+        .map(|l| req.crs.unwrap_or_default().to_wgs84(l));
     let area = match (&req.org, location) {
         (Some(code), _) => org_in_reach(&st, &me.actor, code).await?.as_ref(),
         (None, Some(loc)) => {
@@ -268,6 +282,7 @@ pub async fn list_cases(
         sort: q.sort.unwrap_or_default(),
         limit,
         cursor: q.cursor,
+        ..CaseFilter::default()
     };
     let page = st.store.list_cases(filter).await.map_err(|e| match e {
         gridloop_store::StoreError::Domain(d) => ApiError::BadRequest(d.to_string()),

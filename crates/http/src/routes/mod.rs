@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod attachments;
 pub mod cases;
+pub mod channels;
+pub mod hooks;
 pub mod orgs;
 pub mod public;
 pub mod session;
@@ -62,6 +64,16 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::get_case))
         .routes(routes!(cases::act))
         .routes(routes!(cases::reveal))
+        .routes(routes!(
+            channels::create_night_visit,
+            channels::list_night_visits
+        ))
+        .routes(routes!(channels::get_night_visit))
+        .routes(routes!(channels::quick_report))
+        .routes(routes!(channels::tower_relay))
+        .routes(routes!(channels::caller_history))
+        .routes(routes!(channels::record_call))
+        .routes(routes!(channels::duplicates_of))
         .routes(routes!(stats::stats))
         .routes(routes!(public::create_report))
         .routes(routes!(public::track))
@@ -75,7 +87,13 @@ pub fn api() -> OpenApiRouter<AppState> {
             OpenApiRouter::new()
                 .routes(routes!(attachments::upload))
                 .routes(routes!(attachments::download))
+                .routes(routes!(attachments::public_upload))
                 .layer(DefaultBodyLimit::max(attachments::MAX_BYTES)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(hooks::camera))
+                .layer(DefaultBodyLimit::max(hooks::MAX_BYTES)),
         )
 }
 

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiJsonBytes, ApiQuery};
 use crate::routes::cases::{check_attachments, idempotency, store_new_case};
-use crate::views::PublicCaseView;
+use crate::views::{OriginalCase, PublicCaseView};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublicReportRequest {
@@ -71,7 +71,9 @@ pub async fn create_report(
             "is required to track the case",
         ));
     }
-    let location = req.location.map(|l| req.crs.unwrap_or_default().to_wgs84(l));
+    let location = req
+        .location
+        .map(|l| req.crs.unwrap_or_default().to_wgs84(l));
     let area = match location {
         Some(loc) => {
             loc.validate()?;
@@ -142,7 +144,16 @@ pub async fn track(
 ) -> ApiResult<Json<PublicCaseView>> {
     let case = owned_case(&st, &number, q.phone_last4.as_deref()).await?;
     let events = st.store.events(case.id).await?;
-    Ok(Json(PublicCaseView::new(&case, &events)))
+    let mut view = PublicCaseView::new(&case, &events);
+    if let Some(original) = case.merged_into {
+        view.original = st
+            .store
+            .case(original)
+            .await?
+            .as_ref()
+            .map(OriginalCase::from);
+    }
+    Ok(Json(view))
 }
 
 /// Rate the answer (回访). `unsatisfied` on a closed case reopens it as policy says.
