@@ -97,6 +97,7 @@ export default {
     reopen: 'Reopen',
     reveal: 'Reporter revealed',
     remind: 'Claim reminder',
+    repeat: 'Reported again',
   },
   category: {
     public_facilities: 'Public facilities',
@@ -222,6 +223,7 @@ export default {
     similar: '{p}% similar',
     distance: '{m} m away',
     merge: 'Merge into this case',
+    by_server: 'found by the server',
   },
   wb: {
     title: 'Dispatcher workbench',
@@ -314,6 +316,10 @@ export default {
     merged_into: 'Merged into',
     revealed: "Revealed the reporter's full details",
     reason_unsatisfied: 'The resident was unsatisfied',
+    on_the_spot: 'Fixed on the spot',
+    reason_overdue: 'past the deadline',
+    reason_claim_overdue: 'not claimed in time',
+    reason_still_overdue: 'still open: supervised again',
     photos: '{n} photo(s)',
     f_reason: 'Reason',
     f_note: 'Note',
@@ -372,6 +378,7 @@ export default {
     thanks: 'Thank you for your rating!',
     already_rated: 'This case has been rated already',
     progress: 'Progress',
+    merged: 'Your report is handled together with case {n}',
     step: {
       create: 'Received',
       accept: 'Accepted',

@@ -97,6 +97,7 @@ export default {
     reopen: '重办',
     reveal: '查看报事人信息',
     remind: '签收提醒',
+    repeat: '重复上报',
   },
   category: {
     public_facilities: '公用设施',
@@ -222,6 +223,7 @@ export default {
     similar: '内容相似 {p}%',
     distance: '相距 {m} 米',
     merge: '合并到此事件',
+    by_server: '系统识别',
   },
   wb: {
     title: '指挥工作台',
@@ -314,6 +316,10 @@ export default {
     merged_into: '合并至',
     revealed: '查看了报事人完整信息',
     reason_unsatisfied: '群众不满意',
+    on_the_spot: '现场即时办结',
+    reason_overdue: '超过办结时限',
+    reason_claim_overdue: '超过签收时限未签收',
+    reason_still_overdue: '仍未办结，滚动督办',
     photos: '照片 {n} 张',
     f_reason: '理由',
     f_note: '说明',
@@ -372,6 +378,7 @@ export default {
     thanks: '感谢您的评价！',
     already_rated: '该事件已评价过',
     progress: '办理进度',
+    merged: '您反映的问题已与工单 {n} 合并办理',
     step: {
       create: '已提交',
       accept: '已受理',
