@@ -1,6 +1,8 @@
 // Every Chinese string has its English, and the language choice persists.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import zh from '../../web/src/locales/zh-CN.js'
 import en from '../../web/src/locales/en.js'
 import { launch, newContext, assertSameOrigin, BASE, MOBILE } from '../lib.js'
@@ -17,6 +19,18 @@ test('the English dictionary has every key of the Chinese one, and no more', () 
   const placeholders = (s) => (s.match(/\{\w+\}/g) || []).sort().join()
   const get = (o, k) => k.split('.').reduce((v, p) => v[p], o)
   for (const k of z) assert.equal(placeholders(get(en, k)), placeholders(get(zh, k)), `placeholders of ${k}`)
+})
+
+test('every key the sources use exists', () => {
+  const src = new URL('../../web/src/', import.meta.url).pathname
+  const files = []
+  const walk = (d) => readdirSync(d).forEach((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : /\.(vue|js)$/.test(n) && files.push(join(d, n))))
+  walk(src)
+  const z = new Set(keys(zh))
+  const used = new Set()
+  for (const f of files) for (const m of readFileSync(f, 'utf8').matchAll(/\$?\bt\(\s*'([a-z_0-9]+(?:\.[a-z_0-9]+)+)'/g)) used.add(m[1])
+  assert.ok(used.size > 100, `found ${used.size} keys`)
+  assert.deepEqual([...used].filter((k) => !z.has(k)), [], 'keys used but not translated')
 })
 
 let browser
