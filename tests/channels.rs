@@ -143,6 +143,17 @@ async fn every_channel_in() {
         .await
         .unwrap();
     assert_eq!(r.headers()["content-type"], "image/png");
+    // Real photos get a thumbnail.
+    let photo = upload(&app, &grid1, real_jpeg()).await;
+    let r = app
+        .client
+        .get(format!("{}/api/v1/attachments/{photo}/thumbnail", app.url))
+        .bearer_auth(&grid1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
     // A file that is not an image is refused whatever it is called.
     let r = app
         .client
@@ -302,9 +313,79 @@ async fn every_channel_in() {
         t["original"]["number"], a["number"],
         "the duplicate's reporter follows the original: {t}"
     );
+
+    // A resident's own photo comes back without its EXIF location.
+    let photo = {
+        let r = app
+            .client
+            .post(format!("{}/api/v1/public/attachments", app.url))
+            .body(real_jpeg())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (s, r) = app
+        .post("/api/v1/public/reports", None,
+              json!({"description": "井盖缺失", "attachments": [photo], "reporter": {"phone": "13633334444"}}))
+        .await;
+    assert_eq!(s, 201);
+    let number = r["number"].as_str().unwrap();
+    let (_, t) = app
+        .get(
+            &format!("/api/v1/public/reports/{number}?phone_last4=4444"),
+            None,
+        )
+        .await;
+    assert_eq!(t["photos"][0], photo.as_str());
+    let url = format!(
+        "{}/api/v1/public/reports/{number}/photos/{photo}?phone_last4=4444",
+        app.url
+    );
+    let bytes = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        bytes.starts_with(&[0xFF, 0xD8]) && !bytes.windows(3).any(|w| w == b"GPS"),
+        "EXIF stripped"
+    );
+    let wrong = format!(
+        "{}/api/v1/public/reports/{number}/photos/{photo}?phone_last4=0000",
+        app.url
+    );
+    assert_eq!(app.client.get(&wrong).send().await.unwrap().status(), 404);
 }
 
 fn base64_png() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(png(9))
+}
+
+/// A real 1x1 JPEG carrying an EXIF (APP1) segment with a GPS marker.
+fn real_jpeg() -> Vec<u8> {
+    let body: &[u8] = &[
+        0xFF, 0xDB, 0x00, 0x43, 0x00, 8, 6, 6, 7, 6, 5, 8, 7, 7, 7, 9, 9, 8, 10, 12, 20, 13, 12,
+        11, 11, 12, 25, 18, 19, 15, 20, 29, 26, 31, 30, 29, 26, 28, 28, 32, 36, 46, 39, 32, 34, 44,
+        35, 28, 28, 40, 55, 41, 44, 48, 49, 52, 52, 52, 31, 39, 57, 61, 56, 50, 60, 46, 51, 52, 50,
+        0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xC4,
+        0x00, 0x14, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0xFF, 0xC4, 0x00, 0x14, 0x10, 0x01, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00, 0x2A, 0x9F, 0xFF, 0xD9,
+    ];
+    let exif = b"Exif\0\0MM\0*GPS-29.28N";
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, (exif.len() + 2) as u8];
+    out.extend_from_slice(exif);
+    out.extend_from_slice(body);
+    out
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod extract;
+pub mod media;
 pub mod routes;
 pub mod routing;
 pub mod sweep;

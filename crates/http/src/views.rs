@@ -157,6 +157,10 @@ pub struct PublicCaseView {
     pub rating: Option<Rating>,
     /// Whether the reporter may rate it now.
     pub can_rate: bool,
+    /// Photo ids of the report and of the result, served without metadata at
+    /// `/api/v1/public/reports/{number}/photos/{id}`.
+    pub photos: Vec<String>,
+    pub result_photos: Vec<String>,
     pub timeline: Vec<PublicEvent>,
     /// For a report merged into an earlier one: how the original stands. Its answer is
     /// this reporter's answer too.
@@ -213,6 +217,8 @@ impl PublicCaseView {
             result: c.result.clone(),
             rating: c.rating,
             can_rate: c.status == Status::Closed && c.awaiting_feedback,
+            photos: c.attachments.clone(),
+            result_photos: c.result_attachments.clone(),
             timeline: events
                 .iter()
                 .filter(|e| PUBLIC_ACTIONS.contains(&e.action.as_str()))

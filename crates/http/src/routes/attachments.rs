@@ -14,7 +14,9 @@ use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
-pub const MAX_BYTES: usize = 20 * 1024 * 1024;
+/// Short videos may be this large; photos are held to [`MAX_PHOTO_BYTES`].
+pub const MAX_BYTES: usize = 50 * 1024 * 1024;
+pub const MAX_PHOTO_BYTES: usize = 10 * 1024 * 1024;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AttachmentView {
@@ -87,6 +89,9 @@ pub(crate) async fn store_upload(
         code: "unsupported_media".into(),
         message: "only JPEG, PNG, WebP, HEIC photos and MP4/MOV videos are accepted".into(),
     })?;
+    if content_type.starts_with("image/") && bytes.len() > MAX_PHOTO_BYTES {
+        return Err(ApiError::TooLarge);
+    }
     let id = hex::encode(Sha256::digest(&bytes));
     let meta = gridloop_store::Attachment {
         id,
@@ -116,14 +121,7 @@ pub async fn download(
     _me: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::not_found("attachment"));
-    }
-    let (meta, bytes) = st
-        .store
-        .attachment(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("attachment"))?;
+    let (meta, bytes) = load(&st, &id).await?;
     Ok((
         [
             (header::CONTENT_TYPE, meta.content_type),
@@ -132,4 +130,42 @@ pub async fn download(
         bytes,
     )
         .into_response())
+}
+
+/// A 320-pixel JPEG thumbnail of a photo (none for videos and HEIC).
+#[utoipa::path(get, path = "/api/v1/attachments/{id}/thumbnail", tag = "attachments", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "image/jpeg"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn thumbnail(
+    State(st): State<AppState>,
+    _me: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (_, bytes) = load(&st, &id).await?;
+    let thumb = tokio::task::spawn_blocking(move || crate::media::thumbnail(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound("this attachment has no thumbnail".into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "private, max-age=86400"),
+        ],
+        thumb,
+    )
+        .into_response())
+}
+
+pub(crate) async fn load(
+    st: &AppState,
+    id: &str,
+) -> ApiResult<(gridloop_store::Attachment, Vec<u8>)> {
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::not_found("attachment"));
+    }
+    st.store
+        .attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("attachment"))
 }

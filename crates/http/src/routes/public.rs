@@ -194,3 +194,35 @@ pub async fn feedback(
     let events = st.store.events(updated.id).await?;
     Ok(Json(PublicCaseView::new(&updated, &events)))
 }
+
+/// A photo of the resident's own case, with its EXIF (location, device) removed.
+#[utoipa::path(get, path = "/api/v1/public/reports/{number}/photos/{id}", tag = "public",
+    params(("number" = String, Path), ("id" = String, Path), TrackQuery),
+    responses((status = 200, content_type = "image/jpeg"), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn photo(
+    State(st): State<AppState>,
+    Path((number, id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<TrackQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let case = owned_case(&st, &number, q.phone_last4.as_deref()).await?;
+    if !case.attachments.contains(&id) && !case.result_attachments.contains(&id) {
+        return Err(ApiError::not_found("photo"));
+    }
+    let (meta, bytes) = crate::routes::attachments::load(&st, &id).await?;
+    let clean = tokio::task::spawn_blocking(move || crate::media::strip_metadata(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, meta.content_type),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, max-age=3600".to_string(),
+            ),
+        ],
+        clean,
+    )
+        .into_response())
+}
