@@ -78,6 +78,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(public::create_report))
         .routes(routes!(public::track))
         .routes(routes!(public::feedback))
+        .routes(routes!(public::photo))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::list_calendars))
         .routes(routes!(admin::put_calendar))
@@ -88,6 +89,7 @@ pub fn api() -> OpenApiRouter<AppState> {
                 .routes(routes!(attachments::upload))
                 .routes(routes!(attachments::download))
                 .routes(routes!(attachments::public_upload))
+                .routes(routes!(attachments::thumbnail))
                 .layer(DefaultBodyLimit::max(attachments::MAX_BYTES)),
         )
         .merge(
