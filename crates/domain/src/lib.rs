@@ -7,6 +7,7 @@
 //! | module | rules |
 //! |---|---|
 //! | [`org`] | org codes, levels, the materialized path of the jurisdiction tree |
+//! | [`org_import`] | importing orgs and boundaries from GeoJSON: validation and parent-first order |
 //! | [`role`] | roles, who may do which action, jurisdiction (subtree) checks |
 //! | [`calendar`] | working days, holidays and 调休 make-up days, working hours |
 //! | [`policy`] | the 135 deadlines, claim deadline, supervision and escalation ladder |
@@ -27,6 +28,7 @@ pub mod error;
 pub mod geo;
 pub mod measures;
 pub mod org;
+pub mod org_import;
 pub mod policy;
 pub mod privacy;
 pub mod role;
