@@ -87,6 +87,18 @@ pub(crate) fn night_visit(conn: &Connection, id: i64) -> Result<Option<NightVisi
     first(stmt.query([id]).db()?, visit_from_row)
 }
 
+/// The page's ids from the subtree's range of the `(org_path, id)` index (index entries
+/// only, sorted by id: a subtree's visits are few beside its cases), then just their rows.
+fn night_visits_sql() -> String {
+    format!(
+        "SELECT {VISIT_COLUMNS} FROM night_visits WHERE id IN (
+             SELECT id FROM night_visits
+             WHERE org_path >= ?1 AND org_path < ?2 AND id < ?3
+             ORDER BY id DESC LIMIT ?4)
+         ORDER BY id DESC"
+    )
+}
+
 /// Visits in the subtree at `path`, newest (highest id) first, before `before_id` if given.
 pub(crate) fn night_visits(
     conn: &Connection,
@@ -94,13 +106,7 @@ pub(crate) fn night_visits(
     before_id: Option<i64>,
     limit: u32,
 ) -> Result<Vec<NightVisit>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {VISIT_COLUMNS} FROM night_visits
-             WHERE org_path >= ?1 AND org_path < ?2 AND id < ?3
-             ORDER BY id DESC LIMIT ?4"
-        ))
-        .db()?;
+    let mut stmt = conn.prepare_cached(&night_visits_sql()).db()?;
     let before = before_id.unwrap_or(i64::MAX);
     let rows = stmt
         .query(params![path, subtree_end(path), before, clamp(limit)])
@@ -137,16 +143,64 @@ pub(crate) fn record_call(conn: &Connection, mut call: HotlineCall) -> Result<Ho
     Ok(call)
 }
 
+/// One number's stretch of the `(phone, id)` index, read backwards: no sort.
+fn calls_from_sql() -> String {
+    format!(
+        "SELECT {CALL_COLUMNS} FROM hotline_calls WHERE phone = ?1
+         ORDER BY id DESC LIMIT ?2"
+    )
+}
+
 /// Calls from a number, newest first.
 pub(crate) fn calls_from(conn: &Connection, phone: &str, limit: u32) -> Result<Vec<HotlineCall>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM hotline_calls WHERE phone = ?1
-             ORDER BY id DESC LIMIT ?2"
-        ))
-        .db()?;
+    let mut stmt = conn.prepare_cached(&calls_from_sql()).db()?;
     collect(
         stmt.query(params![phone, clamp(limit)]).db()?,
         call_from_row,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let params = vec![1_i64; stmt.parameter_count()];
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
+    }
+
+    /// Pages read index entries for the range and rows for the page only; a number's calls
+    /// come off its stretch of the index in order.
+    #[test]
+    fn lists_use_their_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let page_of = |table: &str, range: &str| {
+            format!(
+                "SEARCH {table} USING INTEGER PRIMARY KEY (rowid=?) | LIST SUBQUERY 1 | \
+                 SEARCH {table} USING COVERING INDEX {range} | USE TEMP B-TREE FOR ORDER BY"
+            )
+        };
+        assert_eq!(
+            plan(&conn, &night_visits_sql()),
+            page_of(
+                "night_visits",
+                "night_visits_org_path (org_path>? AND org_path<?)"
+            )
+        );
+        assert_eq!(
+            plan(&conn, &crate::chain::events_between_sql()),
+            page_of("events", "events_at (at>? AND at<?)")
+        );
+        assert_eq!(
+            plan(&conn, &calls_from_sql()),
+            "SEARCH hotline_calls USING INDEX hotline_calls_phone (phone=?)"
+        );
+    }
 }

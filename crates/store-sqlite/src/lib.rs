@@ -24,7 +24,8 @@
 //! domain case as a JSON document; measures are kept as rollups updated in the same
 //! transaction as the case, so dashboards never scan cases. Case lists page by keyset and
 //! pick their plan by the density of the caller's subtree (module `list`); the store never
-//! runs ANALYZE, so that SQLite's plans stay the ones its tests check.
+//! runs ANALYZE, so that SQLite's plans stay the ones its tests check. Night visits and
+//! hotline calls are plain rows beside the cases (module `channels`).
 
 mod attachments;
 mod cases;

@@ -18,6 +18,12 @@
 //!
 //! Lists of open cases only (work queues) walk partial indexes that hold nothing but open
 //! cases, so they do not wade through the closed history first.
+//!
+//! The other range filters drive the same two steps: a nearby box (the `(lat, lng)` index)
+//! before any subtree, as it is meant to hold a few cases; a period (`(created_at, id)`)
+//! when there is no subtree. Filters that pin a list to a handful of rows, whatever else is
+//! asked (a list of ids, a night visit, a source, a reporter's phone), skip the walk: their
+//! index (the table itself for ids) is named and its few rows sorted ([`choose`]).
 
 use gridloop_domain::DomainError;
 use gridloop_domain::case::{Case, Status};
@@ -233,12 +239,7 @@ fn conditions(f: &CaseFilter) -> Vec<Sql> {
                 .push("))"),
         );
     }
-    if let Some(t) = f.created_from {
-        out.push(Sql::new("created_at >= ").bind(t.timestamp_millis()));
-    }
-    if let Some(t) = f.created_to {
-        out.push(Sql::new("created_at < ").bind(t.timestamp_millis()));
-    }
+    out.extend(created_range(f));
     if let Some(k) = &f.source_key {
         out.push(Sql::new("source_key = ").bind(k.clone()));
     }
@@ -294,12 +295,51 @@ fn search(q: &str) -> Sql {
     )
 }
 
-/// The index-only id set a sparse list is collected from, if the request has a subtree
-/// filter to drive it. `None` when an ordered walk is the only (or the best) plan.
-fn driver(f: &CaseFilter) -> Option<Sql> {
+/// How a list is answered.
+#[derive(Debug)]
+enum Plan {
+    /// One statement following the sort order's index, the filters checked on the way.
+    Sorted,
+    /// One statement from a selective index (`FROM cases` and this hint) whose few rows are
+    /// then sorted.
+    Lookup(&'static str),
+    /// A walk of the sort order that, when matches turn out sparse, collects the rest of the
+    /// page from this index-only id set.
+    Adaptive(Sql),
+}
+
+/// Picks the plan of a list. A filter by equality on a partial index (or a list of ids)
+/// bounds the list to a handful of rows whatever else is asked, so it wins outright; then
+/// a filter that bounds the list by a range of an index drives the adaptive plan; without
+/// one the sort order is walked.
+fn choose(f: &CaseFilter) -> Plan {
+    if !f.ids.is_empty() {
+        // The listed rows by rowid; no index may tempt the planner into a scan.
+        return Plan::Lookup("NOT INDEXED");
+    }
+    if f.visit_id.is_some() {
+        return Plan::Lookup("INDEXED BY cases_visit_id");
+    }
+    if f.source_key.is_some() {
+        return Plan::Lookup("INDEXED BY cases_source_key");
+    }
     if f.reporter_phone.is_some() {
-        // One reporter's cases: the phone index beats any subtree; the planner picks it.
-        return None;
+        // One reporter's cases: the phone index beats any subtree.
+        return Plan::Lookup("INDEXED BY cases_reporter_phone");
+    }
+    match driver(f) {
+        Some(ids) => Plan::Adaptive(ids),
+        None => Plan::Sorted,
+    }
+}
+
+/// The index-only id set a sparse list is collected from, if the request has a range
+/// filter to drive it: a box, a subtree or a period. `None` when an ordered walk is the
+/// only plan.
+fn driver(f: &CaseFilter) -> Option<Sql> {
+    // A nearby box is the narrowest of them: it is meant to hold a few cases at most.
+    if let Some(b) = &f.within {
+        return Some(Sql::new("SELECT id FROM cases WHERE ").append(&bbox(b)));
     }
     // Every status when none is asked for: status leads the path indexes, so the subtree
     // is one range per status.
@@ -323,16 +363,35 @@ fn driver(f: &CaseFilter) -> Option<Sql> {
     if let Some(p) = &f.area_path {
         return Some(range("area_path", p));
     }
-    let v = f.visible_to.as_ref()?;
-    let mine =
-        with_status(Sql::new("SELECT id FROM cases WHERE created_by = ").bind(v.username.clone()));
-    Some(
-        range("org_path", &v.path)
-            .push(" UNION ALL ")
-            .append(&range("area_path", &v.path))
-            .push(" UNION ALL ")
-            .append(&mine),
-    )
+    if let Some(v) = &f.visible_to {
+        let mine = with_status(
+            Sql::new("SELECT id FROM cases WHERE created_by = ").bind(v.username.clone()),
+        );
+        return Some(
+            range("org_path", &v.path)
+                .push(" UNION ALL ")
+                .append(&range("area_path", &v.path))
+                .push(" UNION ALL ")
+                .append(&mine),
+        );
+    }
+    // A period: a range of `cases_created`.
+    created_range(f).map(|r| Sql::new("SELECT id FROM cases WHERE ").append(&r))
+}
+
+/// `created_from <= created_at < created_to`, either bound optional.
+fn created_range(f: &CaseFilter) -> Option<Sql> {
+    let from = f
+        .created_from
+        .map(|t| Sql::new("created_at >= ").bind(t.timestamp_millis()));
+    let to = f
+        .created_to
+        .map(|t| Sql::new("created_at < ").bind(t.timestamp_millis()));
+    match (from, to) {
+        (None, None) => None,
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (Some(a), Some(b)) => Some(a.push(" AND ").append(&b)),
+    }
 }
 
 pub(crate) fn list_cases(conn: &Connection, f: &CaseFilter) -> Result<Page<Case>> {
@@ -355,14 +414,18 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     let mut rows = Vec::with_capacity(want);
     let open = open_only(f);
     let mut sparse = false;
-    match driver(f) {
-        None => {
-            // A reporter's cases come from the phone index, whatever their status.
-            let open_index = open && f.reporter_phone.is_none();
-            let q = direct_query(f.sort, open_index, &conds, after, want);
+    match choose(f) {
+        Plan::Sorted => {
+            let q = direct_query(f.sort, &from_sorted(f.sort, open), &conds, after, want);
             fetch(conn, &q, &mut rows)?;
         }
-        Some(ids) => {
+        Plan::Lookup(hint) => {
+            // Whatever their status: the open-case indexes hold no lookup columns.
+            let from = Sql::new(&format!(" FROM cases {hint} WHERE 1"));
+            let q = direct_query(f.sort, &from, &conds, after, want);
+            fetch(conn, &q, &mut rows)?;
+        }
+        Plan::Adaptive(ids) => {
             // Some(start) when the rest of the page is to be collected from `ids`.
             let collect_after = if cursor.is_some_and(|c| c.sparse) {
                 Some(after)
@@ -420,14 +483,14 @@ fn from_sorted(sort: CaseSort, open: bool) -> Sql {
     Sql::new(&format!(" FROM cases INDEXED BY {index} WHERE {OPEN}"))
 }
 
-/// Everything in one statement, for lists without a subtree filter: the sort order's index
-/// with the filters checked on the way, or (the planner's choice) the phone index for a
-/// reporter's cases.
-fn direct_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
+/// Everything in one statement over `from` (` FROM cases … WHERE …`): the sort order's
+/// index with the filters checked on the way ([`Plan::Sorted`]), or a selective index
+/// ([`Plan::Lookup`]).
+fn direct_query(sort: CaseSort, from: &Sql, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
     let q = Sql::new("SELECT id, ")
         .push(key_expr(sort))
         .push(", doc")
-        .append(&from_sorted(sort, open))
+        .append(from)
         .push(" AND ")
         .append(conds);
     finish_query(q, sort, cursor, limit)
@@ -592,6 +655,62 @@ mod tests {
                 statuses: vec![Status::Accepted],
                 ..CaseFilter::default()
             },
+            CaseFilter {
+                visible_to: vis.clone(),
+                statuses: vec![Status::Reported],
+                ids: vec![3, 1, 2],
+                reporter_phone: Some("138".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                ids: vec![7],
+                categories: vec!["a".into(), "b".into()],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                statuses: vec![Status::Reported],
+                visit_id: Some(4),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                source_key: Some("cam-1:fire".into()),
+                statuses: vec![Status::Reported, Status::Accepted],
+                created_from: Some(chrono::DateTime::UNIX_EPOCH),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                within: Some(BBox::around(29.3, 120.07, 200.0)),
+                statuses: vec![Status::Reported, Status::Accepted],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                within: Some(BBox::around(29.3, 120.07, 200.0)),
+                category: Some("c".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                created_from: Some(chrono::DateTime::UNIX_EPOCH),
+                created_to: Some(chrono::DateTime::UNIX_EPOCH),
+                categories: vec!["a".into()],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                created_to: Some(chrono::DateTime::UNIX_EPOCH),
+                statuses: vec![Status::Closed],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                created_from: Some(chrono::DateTime::UNIX_EPOCH),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                categories: vec!["a".into(), "b".into()],
+                statuses: vec![Status::Dispatched],
+                ..CaseFilter::default()
+            },
         ];
         for f in &filters {
             for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
@@ -610,21 +729,30 @@ mod tests {
                     let p = plan(&conn, q);
                     assert!(!p.contains("TEMP B-TREE"), "{ctx}: {p}");
                     // Newest first without a cursor is the table's own order.
-                    let table = sort_index == "INTEGER PRIMARY KEY" && p == "SCAN cases";
+                    let table = sort_index == "INTEGER PRIMARY KEY"
+                        && p.split(" | ").next() == Some("SCAN cases");
                     assert!(p.contains(sort_index) || table, "{ctx}: {p}");
                     p
                 };
-                match driver(f) {
-                    None if f.reporter_phone.is_some() => {
-                        let p = plan(&conn, &direct_query(sort, false, &conds, Some(k), 51));
-                        assert!(p.contains("INDEX cases_reporter_phone"), "{ctx}: {p}");
+                match choose(f) {
+                    Plan::Lookup(hint) => {
+                        let from = Sql::new(&format!(" FROM cases {hint} WHERE 1"));
+                        let p = plan(&conn, &direct_query(sort, &from, &conds, Some(k), 51));
+                        let want = match hint.strip_prefix("INDEXED BY ") {
+                            Some(index) => format!("INDEX {index} ("),
+                            None => "USING INTEGER PRIMARY KEY (rowid=?)".to_string(),
+                        };
+                        assert!(p.starts_with("SEARCH cases"), "{ctx}: {p}");
+                        assert!(p.contains(&want), "{ctx}: {p}");
+                        assert!(!p.contains("SCAN cases"), "{ctx}: {p}");
                     }
-                    None => {
-                        ordered(&direct_query(sort, open, &conds, None, 51));
-                        let p = ordered(&direct_query(sort, open, &conds, Some(k), 51));
+                    Plan::Sorted => {
+                        let from = from_sorted(sort, open);
+                        ordered(&direct_query(sort, &from, &conds, None, 51));
+                        let p = ordered(&direct_query(sort, &from, &conds, Some(k), 51));
                         assert!(p.starts_with("SEARCH"), "{ctx}: {p}");
                     }
-                    Some(ids) => {
+                    Plan::Adaptive(ids) => {
                         ordered(&walk_query(sort, open, &conds, None, 51));
                         let p = ordered(&walk_query(sort, open, &conds, Some(k), 51));
                         assert!(p.starts_with("SEARCH"), "{ctx}: {p}");
@@ -633,8 +761,19 @@ mod tests {
                             p.starts_with("SEARCH cases USING INTEGER PRIMARY KEY (rowid=?)"),
                             "{ctx}: {p}"
                         );
-                        assert!(p.contains("COVERING INDEX cases_status_"), "{ctx}: {p}");
-                        assert!(!p.contains("SCAN"), "{ctx}: {p}");
+                        let driver_index = if f.within.is_some() {
+                            "COVERING INDEX cases_lat_lng ("
+                        } else if f.org_path.is_some()
+                            || f.area_path.is_some()
+                            || f.visible_to.is_some()
+                        {
+                            "COVERING INDEX cases_status_"
+                        } else {
+                            "COVERING INDEX cases_created ("
+                        };
+                        assert!(p.contains(driver_index), "{ctx}: {p}");
+                        // Only the list of categories, if any, is scanned.
+                        assert!(!p.contains("SCAN cases"), "{ctx}: {p}");
                     }
                 }
             }
@@ -658,7 +797,7 @@ mod tests {
     fn pages_match_a_plain_filter_and_sort() {
         use gridloop_domain::calendar::Calendar;
         use gridloop_domain::case::{Action, Ctx, Difficulty, HandlingMode, NewCase, Resolved};
-        use gridloop_domain::case::{Reporter, decide, new_case};
+        use gridloop_domain::case::{Location, Reporter, decide, new_case};
         use gridloop_domain::org::{Level, OrgRef};
         use gridloop_domain::policy::Policy;
         use gridloop_domain::role::{Actor, Role, UserActor};
@@ -674,6 +813,8 @@ mod tests {
             policy: &policy,
         };
         let (a, b, c) = ("/1/2/3/", "/1/2/4/", "/1/5/");
+        let lat_of = |k: i64| 29.3 + k as f64 * 0.001;
+        let lng_of = |k: i64| 120.07 + k as f64 * 0.001;
         let user = |name: &str, path: &str| {
             Actor::User(UserActor {
                 username: name.into(),
@@ -703,11 +844,22 @@ mod tests {
                     name: None,
                     phone: Some(format!("1380000{:04}", i % 4)),
                 },
+                category: [None, Some("greening"), Some("road_traffic"), Some("other")]
+                    [(i % 4) as usize]
+                    .map(str::to_string),
+                location: (i % 5 != 0).then(|| Location {
+                    lat: lat_of(i % 10),
+                    lng: lng_of(i % 7),
+                }),
+                source_key: (i % 2 == 0).then(|| format!("cam-{}", i % 6)),
+                visit_id: (i % 3 == 0).then_some(i % 5),
                 ..NewCase::default()
             };
             let area_ref = OrgRef::new(gridloop_domain::org::last_code(area), area);
-            let decision = new_case(input, &actor, &area_ref, &ctx(i)).unwrap();
-            let day = cal.local_date(ctx(i).now);
+            // Reported out of id order, so that periods are not ranges of ids.
+            let born = (i * 37) % 300;
+            let decision = new_case(input, &actor, &area_ref, &ctx(born)).unwrap();
+            let day = cal.local_date(ctx(born).now);
             let created = crate::cases::create_case(
                 &conn,
                 CreateCase {
@@ -719,7 +871,7 @@ mod tests {
             .unwrap();
             if i % 4 == 1 {
                 let centre = user("centre", "/1/");
-                let later = 300 - i;
+                let later = 600 - i;
                 let accept = Action::Accept {
                     handling_mode: HandlingMode::Immediate,
                     difficulty: Difficulty::Simple,
@@ -852,6 +1004,86 @@ mod tests {
                 overdue: Some(false),
                 ..CaseFilter::default()
             },
+            CaseFilter {
+                ids: vec![5, 3, 250, 5, 999, 42, 120, 121, 7],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(b, "x"),
+                ids: (1..=300).step_by(3).collect(),
+                statuses: open.clone(),
+                category: Some("greening".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                categories: vec!["greening".into(), "other".into()],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(c, "x"),
+                categories: vec!["road_traffic".into(), "other".into()],
+                category: Some("other".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                created_from: Some(ctx(100).now),
+                created_to: Some(ctx(130).now),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                created_to: Some(ctx(20).now),
+                statuses: open.clone(),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(a, "u"),
+                created_from: Some(ctx(250).now),
+                categories: vec!["greening".into()],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                source_key: Some("cam-2".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(a, "x"),
+                source_key: Some("cam-4".into()),
+                statuses: open.clone(),
+                created_from: Some(ctx(50).now),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visit_id: Some(3),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis(c, "u"),
+                visit_id: Some(0),
+                reporter_phone: Some("13800000000".into()),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                within: Some(BBox {
+                    min_lat: lat_of(2),
+                    max_lat: lat_of(4),
+                    min_lng: lng_of(1),
+                    max_lng: lng_of(1),
+                }),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis("/1/2/", "x"),
+                within: Some(BBox::around(lat_of(5), lng_of(5), 150.0)),
+                statuses: open.clone(),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                within: Some(BBox::around(lat_of(1), lng_of(1), 50.0)),
+                created_from: Some(ctx(10).now),
+                created_to: Some(ctx(290).now),
+                categories: vec!["greening".into(), "road_traffic".into()],
+                ..CaseFilter::default()
+            },
         ];
         for f in &filters {
             for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
@@ -913,6 +1145,27 @@ mod tests {
                         .is_none_or(|p| c.reporter.phone.as_ref() == Some(p))
                     && f.q.as_deref().is_none_or(|q| {
                         c.number.contains(q) || c.title.contains(q) || c.description.contains(q)
+                    })
+                    && f.channel.is_none_or(|ch| c.channel == ch)
+                    && f.category
+                        .as_ref()
+                        .is_none_or(|k| c.category.as_ref() == Some(k))
+                    && (f.ids.is_empty() || f.ids.contains(&c.id))
+                    && (f.categories.is_empty()
+                        || c.category
+                            .as_ref()
+                            .is_some_and(|k| f.categories.contains(k)))
+                    && f.created_from.is_none_or(|t| c.created_at >= t)
+                    && f.created_to.is_none_or(|t| c.created_at < t)
+                    && f.source_key
+                        .as_ref()
+                        .is_none_or(|k| c.source_key.as_ref() == Some(k))
+                    && f.visit_id.is_none_or(|v| c.visit_id == Some(v))
+                    && f.within.is_none_or(|b| {
+                        c.location.is_some_and(|l| {
+                            (b.min_lat..=b.max_lat).contains(&l.lat)
+                                && (b.min_lng..=b.max_lng).contains(&l.lng)
+                        })
                     })
             })
             .collect();

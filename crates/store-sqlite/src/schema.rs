@@ -149,6 +149,51 @@ mod tests {
         assert_eq!(genesis, gridloop_domain::timeline::GENESIS);
     }
 
+    /// A database of version 1 with cases in it gets the new columns filled in from the
+    /// documents (the documents of older cases lack the new fields altogether).
+    #[test]
+    fn channels_migration_backfills_case_columns() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].2).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, '0001_init', 0);",
+        )
+        .unwrap();
+        let docs = [
+            r#"{"location": {"lat": 29.301, "lng": 120.07}, "source_key": "cam-1", "visit_id": 7}"#,
+            r#"{"location": null, "source_key": null, "visit_id": null}"#,
+            r#"{"title": "older than the channels"}"#,
+        ];
+        for (i, doc) in docs.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO cases (id, number, status, version, channel, area_path, org_path,
+                     overdue, created_at, updated_at, doc)
+                 VALUES (?1, ?2, 'reported', 1, 'hotline', '/1/', '/1/', 0, 0, 0, ?3)",
+                rusqlite::params![i as i64 + 1, format!("n{i}"), doc],
+            )
+            .unwrap();
+        }
+        assert_eq!(migrate(&mut conn).unwrap(), 2);
+        type Columns = (Option<f64>, Option<f64>, Option<String>, Option<i64>);
+        let rows: Vec<Columns> = conn
+            .prepare("SELECT lat, lng, source_key, visit_id FROM cases ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (Some(29.301), Some(120.07), Some("cam-1".into()), Some(7)),
+                (None, None, None, None),
+                (None, None, None, None),
+            ]
+        );
+    }
+
     #[test]
     fn newer_databases_are_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
