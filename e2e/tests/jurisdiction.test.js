@@ -15,7 +15,10 @@ test('the dispatcher cannot see a case of another street', async () => {
   const bin = process.env.GL_BIN
   const data = process.env.GL_DATA
   assert.ok(bin && data, 'GL_BIN and GL_DATA are set by scripts/e2e.sh')
-  execFileSync(bin, ['org', 'add', '--data', data, '--code', '330782004', '--name', '北苑街道', '--level', 'street', '--parent', '330782'], { stdio: 'pipe' })
+  // another street with its own centre (made here unless the demo city has it already)
+  const cityOrgs = (await api('GET', '/api/v1/orgs', { token: await token('admin') })).body.items
+  if (!cityOrgs.some((o) => o.code === '330782004'))
+    execFileSync(bin, ['org', 'add', '--data', data, '--code', '330782004', '--name', '北苑街道', '--level', 'street', '--parent', '330782'], { stdio: 'pipe' })
   execFileSync(bin, ['user', 'add', '--data', data, '--username', 'dispatcher_b', '--role', 'dispatcher', '--org', '330782004'], { input: 'pw12345678\n', stdio: ['pipe', 'pipe', 'pipe'] })
   const tb = await token('dispatcher_b', 'pw12345678')
   const title = `北苑街道 E2E 井盖缺失 ${Date.now()}`
