@@ -39,7 +39,8 @@ pub struct AppState {
     pub clock: Clock,
     pub policy: Arc<Policy>,
     calendar: Arc<RwLock<Arc<Calendar>>>,
-    pub routing: Arc<routing::Router>,
+    /// The location → org index; swapped whole after an org import (see [`AppState::routing`]).
+    routing: Arc<routing::Routing>,
     /// Where reports with no org and no routable location go (the street centre).
     pub intake_org: OrgRef,
     pub login_limiter: Arc<auth::LoginLimiter>,
@@ -104,11 +105,21 @@ impl AppState {
             clock,
             policy: Arc::new(policy),
             calendar: Arc::new(RwLock::new(Arc::new(cal))),
-            routing: Arc::new(routing),
+            routing: Arc::new(routing::Routing::new(routing)),
             intake_org,
             login_limiter: Arc::new(auth::LoginLimiter::default()),
             camera_locks: Arc::new(routes::hooks::SourceLocks::default()),
         })
+    }
+
+    /// The routing index in use. Take it once per request: a reload swaps in a new one.
+    pub fn routing(&self) -> Arc<routing::Router> {
+        self.routing.current()
+    }
+
+    /// Rebuilds the routing index from the store's boundaries (after an org import).
+    pub async fn reload_routing(&self) -> Result<routing::RouterStats, gridloop_store::StoreError> {
+        self.routing.reload(self.store.as_ref()).await
     }
 
     pub fn calendar(&self) -> Arc<Calendar> {

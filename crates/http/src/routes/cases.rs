@@ -206,7 +206,7 @@ pub async fn create_case(
         (Some(code), _) => org_in_reach(&st, &me.actor, code).await?.as_ref(),
         (None, Some(loc)) => {
             loc.validate()?;
-            st.routing
+            st.routing()
                 .locate(loc)
                 .cloned()
                 .unwrap_or_else(|| me.actor.org.clone())

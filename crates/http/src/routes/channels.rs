@@ -48,7 +48,7 @@ async fn area_of(
     }
     if let Some(l) = location {
         l.validate()?;
-        if let Some(o) = st.routing.locate(l) {
+        if let Some(o) = st.routing().locate(l) {
             return Ok(o.clone());
         }
     }
@@ -209,9 +209,10 @@ pub async fn create_night_visit(
             created_at: st.clock.now(),
         })
         .await?;
+    let routing = st.routing();
     for c in req.concerns {
         let location = to_wgs84(c.location, c.crs);
-        let area = match location.and_then(|l| st.routing.locate(l)) {
+        let area = match location.and_then(|l| routing.locate(l)) {
             Some(o) if org.covers(&o.path) => o.clone(),
             _ => org.clone(),
         };
@@ -430,7 +431,8 @@ pub async fn tower_relay(
             )
         })?;
     let location = to_wgs84(req.location, req.crs);
-    let area = match location.and_then(|l| st.routing.locate(l)) {
+    let routing = st.routing();
+    let area = match location.and_then(|l| routing.locate(l)) {
         Some(o) => o.clone(),
         None => OrgRef::new(&group.org, &group.org_path),
     };

@@ -234,7 +234,7 @@ pub async fn camera(
         attachments.push(st.store.put_attachment(meta, bytes).await?.id);
     }
     let area = st
-        .routing
+        .routing()
         .locate(location)
         .cloned()
         .unwrap_or_else(|| st.intake_org.clone());

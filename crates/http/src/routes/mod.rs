@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod cases;
 pub mod channels;
 pub mod hooks;
+pub mod org_import;
 pub mod orgs;
 pub mod public;
 pub mod session;
@@ -91,6 +92,11 @@ pub fn api() -> OpenApiRouter<AppState> {
                 .routes(routes!(attachments::public_upload))
                 .routes(routes!(attachments::thumbnail))
                 .layer(DefaultBodyLimit::max(attachments::MAX_BYTES)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(org_import::import))
+                .layer(DefaultBodyLimit::max(org_import::MAX_BYTES)),
         )
         .merge(
             OpenApiRouter::new()

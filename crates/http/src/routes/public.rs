@@ -77,7 +77,7 @@ pub async fn create_report(
     let area = match location {
         Some(loc) => {
             loc.validate()?;
-            st.routing
+            st.routing()
                 .locate(loc)
                 .cloned()
                 .unwrap_or_else(|| st.intake_org.clone())
