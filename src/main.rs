@@ -106,6 +106,19 @@ enum OrgCommand {
         #[arg(long)]
         parent: Option<String>,
     },
+    /// Import orgs with boundaries from a GeoJSON FeatureCollection (properties: code, name,
+    /// level, parent; geometry: Polygon, MultiPolygon or null; optional `crs` gcj02/bd09).
+    /// All or nothing: every bad feature is reported with its index, and exit 1. A running
+    /// server routes to new boundaries after a restart (or import through the API instead).
+    Import {
+        /// The GeoJSON file.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+        /// Check the file and print what would change, without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -269,6 +282,11 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             println!("added org {code}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Org(OrgCommand::Import {
+            file,
+            data,
+            dry_run,
+        }) => import_orgs(&file, &data.data, dry_run).await,
         Command::Audit(AuditCommand::Verify { data }) => {
             if !data.data.join("gridloop.db").exists() {
                 return Err(format!("no gridloop data in {}", data.data.display()));
@@ -305,6 +323,48 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             println!("{}", doc.to_pretty_json().map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `gridloop org import`: exit 0 imported, 1 when the file has problems (nothing written).
+async fn import_orgs(file: &Path, data: &Path, dry_run: bool) -> Res<ExitCode> {
+    use gridloop_http::routes::org_import::{ImportError, import_orgs};
+    let text = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let doc: serde_json::Value = match serde_json::from_slice(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{}: not JSON: {e}; nothing was imported", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    drop(text);
+    let store = open_store(data, None)?;
+    match import_orgs(store.as_ref(), doc, None, dry_run).await {
+        Ok(s) => {
+            println!(
+                "{} {} orgs from {} features: {} created, {} updated, {} with a boundary",
+                if dry_run { "would import" } else { "imported" },
+                s.created + s.updated,
+                s.features,
+                s.created,
+                s.updated,
+                s.with_boundary
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ImportError::Problems(problems)) => {
+            for p in &problems {
+                eprintln!("{}: {p}", file.display());
+            }
+            eprintln!(
+                "{} problem{} in {}; nothing was imported",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                file.display()
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(ImportError::Store(e)) => Err(e.to_string()),
     }
 }
 
