@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod cases;
 pub mod channels;
 pub mod hooks;
+pub mod open311;
 pub mod org_import;
 pub mod orgs;
 pub mod public;
@@ -116,6 +117,7 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(open311::router())
         .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
