@@ -125,13 +125,20 @@ impl Router {
 
     /// The org responsible for the point, if any boundary contains it.
     pub fn locate(&self, p: Location) -> Option<&OrgRef> {
-        let mut best = u32::MAX;
-        for node in self.tree.locate_all_at_point(&[p.lng, p.lat]) {
-            if node.data < best && self.entries[node.data as usize].boundary.contains(p) {
-                best = node.data;
-            }
-        }
-        self.entries.get(best as usize).map(|e| &e.org)
+        // Test the candidates best first and stop at the first hit: the micro-grid's few
+        // vertices are tested, not the street's thousands.
+        let mut candidates: Vec<u32> = Vec::with_capacity(8);
+        candidates.extend(
+            self.tree
+                .locate_all_at_point(&[p.lng, p.lat])
+                .map(|n| n.data),
+        );
+        candidates.sort_unstable();
+        candidates
+            .into_iter()
+            .map(|i| &self.entries[i as usize])
+            .find(|e| e.boundary.contains(p))
+            .map(|e| &e.org)
     }
 
     pub fn len(&self) -> usize {
