@@ -234,8 +234,10 @@ pub async fn import(
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("a GeoJSON FeatureCollection is required".into()).into());
     }
-    let doc: Value = parse_json(&bytes)?;
-    drop(bytes);
+    // Tens of megabytes of JSON: parse off the async threads.
+    let doc: Value = tokio::task::spawn_blocking(move || parse_json(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(format!("parsing the import failed: {e}")))??;
     let dry_run = q.dry_run.unwrap_or(false);
     let scope = Some(me.actor.org.path.clone());
     let mut summary = match import_orgs(st.store.as_ref(), doc, scope, dry_run).await {
