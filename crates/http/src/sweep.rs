@@ -24,8 +24,13 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// One pass; returns how many cases changed.
+/// One pass; returns how many cases changed. Does nothing while another process sweeps the
+/// same database: each case's update is safe anyway (versions), but two sweepers would only
+/// race each other for the same cases.
 pub async fn pass(state: &AppState) -> Result<usize, StoreError> {
+    let Some(_lock) = state.store.try_sweep_lock().await? else {
+        return Ok(0);
+    };
     let mut changed = 0;
     // Bounded so that a case the domain keeps declining cannot hold a pass forever.
     for _ in 0..1000 {

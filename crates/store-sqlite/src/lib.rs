@@ -31,6 +31,7 @@ mod attachments;
 mod cases;
 mod chain;
 mod channels;
+mod copy;
 mod directory;
 mod list;
 mod readers;
@@ -52,7 +53,8 @@ use gridloop_domain::org::{Level, Org};
 use gridloop_domain::timeline::Event;
 use gridloop_store::{
     ApiKey, Attachment, CaseFilter, CaseUpdate, ChainReport, CreateCase, Created, HotlineCall,
-    ImportCase, NewUser, NightVisit, Page, Result, Settings, Store, StoreError, TowerGroup, User,
+    ImportCase, NewUser, NightVisit, Page, Record, Result, Settings, Store, StoreError, SweepLock,
+    TowerGroup, User,
 };
 
 use crate::readers::Readers;
@@ -73,6 +75,7 @@ pub struct SqliteStore {
     readers: Readers,
     writer: Writer,
     attachments: Arc<PathBuf>,
+    sweep: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -98,6 +101,7 @@ impl SqliteStore {
             readers: Readers::new(readers),
             writer: Writer::start(conn)?,
             attachments: Arc::new(attachments),
+            sweep: Arc::default(),
         })
     }
 }
@@ -396,5 +400,25 @@ impl Store for SqliteStore {
     // --- audit --------------------------------------------------------------------------
     async fn verify_chain(&self) -> Result<ChainReport> {
         self.readers.run(chain::verify).await
+    }
+
+    // --- operations ---------------------------------------------------------------------
+    async fn try_sweep_lock(&self) -> Result<Option<SweepLock>> {
+        // One process owns the database file, so an in-process lock is enough.
+        Ok(self.sweep.clone().try_lock_owned().ok().map(SweepLock::new))
+    }
+
+    async fn export_records(&self, cursor: Option<String>, limit: u32) -> Result<Page<Record>> {
+        let attachments = self.attachments.clone();
+        self.readers
+            .run(move |c| copy::export(c, &attachments, cursor.as_deref(), limit))
+            .await
+    }
+
+    async fn import_records(&self, records: Vec<Record>) -> Result<()> {
+        let attachments = self.attachments.clone();
+        self.writer
+            .run(move |c| copy::import(c, &attachments, records))
+            .await
     }
 }

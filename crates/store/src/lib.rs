@@ -278,6 +278,82 @@ pub struct ImportCase {
 /// A store-level setting (key/value), e.g. the intake org.
 pub type Settings = HashMap<String, String>;
 
+/// Held while one overdue sweep pass runs; dropping it lets another process sweep. Several
+/// server processes on one database thus never sweep at the same time.
+pub struct SweepLock {
+    _holder: Box<dyn Send + Sync>,
+}
+
+impl SweepLock {
+    /// Wraps whatever keeps the lock (a mutex guard, a database connection holding an
+    /// advisory lock); the lock is released when that is dropped.
+    pub fn new(holder: impl Send + Sync + 'static) -> SweepLock {
+        SweepLock {
+            _holder: Box::new(holder),
+        }
+    }
+}
+
+impl std::fmt::Debug for SweepLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SweepLock")
+    }
+}
+
+/// An idempotency key as stored, with the case it created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub case_id: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One piece of a store's content, exactly as stored, for moving a deployment from one store
+/// to another (`gridloop copy`). Ids, numbers and the events' hashes are kept, so the chain
+/// verifies after the move. Sessions are not carried over: users log in again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Org(Org),
+    TowerGroup(TowerGroup),
+    User(User),
+    ApiKey(ApiKey),
+    CalendarYear(CalendarYear),
+    Setting {
+        key: String,
+        value: String,
+    },
+    Attachment {
+        meta: Attachment,
+        bytes: Vec<u8>,
+    },
+    NightVisit(NightVisit),
+    /// The case as stored (with its id, number and version).
+    Case(Box<Case>),
+    Idempotency(IdempotencyRecord),
+    /// The last case number handed out on a local day.
+    CaseNumber {
+        day: NaiveDate,
+        last_seq: i64,
+    },
+    /// An event with its place in the chain and its hashes.
+    Event(Event),
+    HotlineCall(HotlineCall),
+    /// Counters of one org on one local day.
+    Counters {
+        org: String,
+        day: NaiveDate,
+        counters: Counters,
+    },
+    Gauge {
+        org: String,
+        key: String,
+        n: i64,
+    },
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- organisation -------------------------------------------------------------------
@@ -393,4 +469,21 @@ pub trait Store: Send + Sync + 'static {
     // --- audit --------------------------------------------------------------------------
     /// Walks the whole event chain in order and reports the first bad event.
     async fn verify_chain(&self) -> Result<ChainReport>;
+
+    // --- operations ---------------------------------------------------------------------
+    /// The right to run one overdue sweep pass now, or `None` while another process (or
+    /// task) holds it.
+    async fn try_sweep_lock(&self) -> Result<Option<SweepLock>>;
+
+    /// The next page of the store's whole content, in an order that [`Store::import_records`]
+    /// can write as it comes: orgs parents first, then tower groups, users, API keys,
+    /// calendars, settings, attachments, night visits, cases by id, idempotency keys, case
+    /// numbers, events in chain order, hotline calls, counters, gauges. `cursor` is the
+    /// previous page's `next_cursor` (opaque); `None` starts at the beginning.
+    async fn export_records(&self, cursor: Option<String>, limit: u32) -> Result<Page<Record>>;
+
+    /// Writes records exported from another store, as they are (ids, hashes), in one
+    /// transaction per call. Meant for an empty store; afterwards the chain head is the last
+    /// event written and new ids continue after the largest imported ones.
+    async fn import_records(&self, records: Vec<Record>) -> Result<()>;
 }
