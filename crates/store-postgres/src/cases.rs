@@ -1,0 +1,678 @@
+//! Cases: the writes (create, update, bulk import) with their events and rollups, the point
+//! reads, and the hash chain.
+//!
+//! Every write that appends to the chain runs in one transaction that locks rows in one
+//! fixed order: the case row (`FOR NO KEY UPDATE`, updates only), then the `chain_head` row
+//! (`FOR UPDATE`), then the day's case number, idempotency keys and rollups. The chain head
+//! lock serializes appends across all server processes, so event ids are gapless and each
+//! event links to the one before; a fixed order means no two writers wait on each other in
+//! a cycle.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::Transaction;
+use gridloop_domain::DomainError;
+use gridloop_domain::case::{Case, Decision, format_number};
+use gridloop_domain::measures::{Counters, MeasureDelta};
+use gridloop_domain::org::path_codes;
+use gridloop_domain::timeline::{ChainBreak, ChainVerifier, Event, NewEvent, event_hash};
+use gridloop_store::{CaseUpdate, ChainReport, CreateCase, Created, ImportCase, StoreError};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row, Statement};
+
+use crate::db::{R, backend, get, ms, region_of};
+
+// --- case rows --------------------------------------------------------------------------
+
+/// The columns of a case row, derived from the case. Built once per write.
+pub(crate) struct CaseRow<'a> {
+    case: &'a Case,
+    status: &'static str,
+    channel: &'static str,
+    deadline: Option<i64>,
+    due_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    lat: Option<f64>,
+    lng: Option<f64>,
+    doc: String,
+    region: String,
+}
+
+impl<'a> CaseRow<'a> {
+    pub fn new(case: &'a Case) -> R<CaseRow<'a>> {
+        let doc = serde_json::to_string(case)
+            .map_err(|e| backend(format!("cannot encode case {}: {e}", case.id)))?;
+        Ok(CaseRow {
+            case,
+            status: case.status.as_str(),
+            channel: case.channel.as_str(),
+            deadline: case.deadline.map(ms),
+            due_at: case.due_at.map(ms),
+            created_at: ms(case.created_at),
+            updated_at: ms(case.updated_at),
+            lat: case.location.map(|l| l.lat),
+            lng: case.location.map(|l| l.lng),
+            doc,
+            region: region_of(&case.area_path),
+        })
+    }
+
+    /// `$1..=$23` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
+    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+        let c = self.case;
+        [
+            &c.id,
+            &c.number,
+            &self.status,
+            &c.version,
+            &self.channel,
+            &c.category,
+            &c.area_path,
+            &c.org_path,
+            &c.created_by,
+            &c.reporter.phone,
+            &c.title,
+            &c.description,
+            &self.deadline,
+            &c.overdue,
+            &self.due_at,
+            &self.created_at,
+            &self.updated_at,
+            &self.lat,
+            &self.lng,
+            &c.source_key,
+            &c.visit_id,
+            &self.doc,
+            &self.region,
+        ]
+    }
+}
+
+const INSERT_CASE: &str = "INSERT INTO cases (id, number, status, version, channel, category,
+        area_path, org_path, created_by, reporter_phone, title, description, deadline, overdue,
+        due_at, created_at, updated_at, lat, lng, source_key, visit_id, doc, region)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19, $20, $21, $22, $23)";
+
+// The id and number never change: they only find the row, so that both statements share
+// one parameter list.
+const UPDATE_CASE: &str = "UPDATE cases SET status = $3, version = $4, channel = $5,
+        category = $6, area_path = $7, org_path = $8, created_by = $9, reporter_phone = $10,
+        title = $11, description = $12, deadline = $13, overdue = $14, due_at = $15,
+        created_at = $16, updated_at = $17, lat = $18, lng = $19, source_key = $20,
+        visit_id = $21, doc = $22, region = $23
+    WHERE id = $1 AND number = $2";
+
+pub(crate) fn parse_doc(id: i64, doc: &str) -> R<Case> {
+    serde_json::from_str(doc).map_err(|e| backend(format!("the stored case {id} is corrupt: {e}")))
+}
+
+/// Inserts a case row as it is (id and number included).
+pub(crate) async fn insert_case(tx: &Transaction<'_>, case: &Case) -> R<()> {
+    let row = CaseRow::new(case)?;
+    let stmt = tx.prepare_cached(INSERT_CASE).await?;
+    match tx.execute(&stmt, &row.params()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Err(StoreError::Duplicate(format!("case number {} already exists", case.number)).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn load_case(c: &impl GenericClient, id: i64) -> R<Option<Case>> {
+    let row = c
+        .query_opt("SELECT doc FROM cases WHERE id = $1", &[&id])
+        .await?;
+    row.map(|r| parse_doc(id, &get::<String>(&r, 0)?))
+        .transpose()
+}
+
+pub(crate) async fn case_by_number(c: &impl GenericClient, number: &str) -> R<Option<Case>> {
+    let row = c
+        .query_opt("SELECT id, doc FROM cases WHERE number = $1", &[&number])
+        .await?;
+    row.map(|r| parse_doc(get(&r, 0)?, &get::<String>(&r, 1)?))
+        .transpose()
+}
+
+/// Ids of cases due at `now`, earliest first, from the partial index on `due_at`.
+pub(crate) async fn due_cases(
+    c: &impl GenericClient,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> R<Vec<i64>> {
+    let rows = c
+        .query(
+            "SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= $1
+             ORDER BY due_at, id LIMIT $2",
+            &[&ms(now), &i64::from(limit)],
+        )
+        .await?;
+    rows.iter().map(|r| get(r, 0)).collect()
+}
+
+/// The next case id. Only ever called with the chain head locked, which every case insert
+/// holds, so max + 1 cannot collide and ids have no gaps (as in the SQLite store).
+async fn next_case_id(tx: &Transaction<'_>) -> R<i64> {
+    let stmt = tx
+        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM cases")
+        .await?;
+    get(&tx.query_one(&stmt, &[]).await?, 0)
+}
+
+/// Hands out the next number of a local day.
+async fn next_number(tx: &Transaction<'_>, day: NaiveDate) -> R<String> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO case_numbers (day, last_seq) VALUES ($1, 1)
+             ON CONFLICT (day) DO UPDATE SET last_seq = case_numbers.last_seq + 1
+             RETURNING last_seq",
+        )
+        .await?;
+    let seq: i64 = get(&tx.query_one(&stmt, &[&day.to_string()]).await?, 0)?;
+    let seq = u64::try_from(seq)
+        .map_err(|_| backend(format!("case number counter of {day} is {seq}")))?;
+    Ok(format_number(day, seq))
+}
+
+/// The day and sequence of a number in the [`format_number`] format (`YYYYMMDD-NNNNNN`).
+pub(crate) fn parse_number(number: &str) -> Option<(NaiveDate, i64)> {
+    let (day, seq) = number.split_once('-')?;
+    let day = NaiveDate::parse_from_str(day, "%Y%m%d").ok()?;
+    let seq = seq.parse::<i64>().ok().filter(|s| *s > 0)?;
+    Some((day, seq))
+}
+
+/// Raises the day's counter to at least `seq` (imports).
+pub(crate) async fn bump_number(tx: &Transaction<'_>, day: &str, seq: i64) -> R<()> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO case_numbers (day, last_seq) VALUES ($1, $2)
+             ON CONFLICT (day) DO UPDATE
+             SET last_seq = greatest(case_numbers.last_seq, excluded.last_seq)",
+        )
+        .await?;
+    tx.execute(&stmt, &[&day, &seq]).await?;
+    Ok(())
+}
+
+pub(crate) async fn create_case(tx: &Transaction<'_>, req: &CreateCase) -> R<Created> {
+    // The chain head first: it serializes every case insert, so the idempotency check below
+    // sees any concurrent request with the same key as committed, and ids stay gapless.
+    let mut head = ChainHead::lock(tx).await?;
+    if let Some(k) = &req.idempotency {
+        let stmt = tx
+            .prepare_cached(
+                "SELECT fingerprint, case_id FROM idempotency WHERE scope = $1 AND key = $2",
+            )
+            .await?;
+        if let Some(r) = tx.query_opt(&stmt, &[&k.scope, &k.key]).await? {
+            let (fingerprint, case_id): (String, i64) = (get(&r, 0)?, get(&r, 1)?);
+            if fingerprint != k.fingerprint {
+                return Err(StoreError::IdempotencyMismatch.into());
+            }
+            let case = load_case(&**tx, case_id).await?.ok_or_else(|| {
+                backend(format!("idempotency key refers to missing case {case_id}"))
+            })?;
+            return Ok(Created {
+                case,
+                replayed: true,
+            });
+        }
+    }
+
+    let Decision {
+        mut case,
+        events,
+        measures,
+    } = req.decision.clone();
+    case.id = next_case_id(tx).await?;
+    case.number = next_number(tx, req.number_day).await?;
+    insert_case(tx, &case).await?;
+    let region = region_of(&case.area_path);
+    head.append(tx, case.id, &region, Some(0), &events).await?;
+    head.save(tx).await?;
+
+    let mut rollups = RollupDelta::default();
+    rollups.add(&case.area_path, &measures);
+    rollups.write(tx).await?;
+
+    if let Some(k) = &req.idempotency {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO idempotency (scope, key, fingerprint, case_id, created_at, region)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await?;
+        tx.execute(
+            &stmt,
+            &[
+                &k.scope,
+                &k.key,
+                &k.fingerprint,
+                &case.id,
+                &ms(case.created_at),
+                &region,
+            ],
+        )
+        .await?;
+    }
+    Ok(Created {
+        case,
+        replayed: false,
+    })
+}
+
+/// Runs the decision on the locked case and writes it. `decide` is taken out of its slot
+/// only once the case is locked and its version checked, so that a transaction that failed
+/// before can be run again with it.
+pub(crate) async fn update_case(
+    tx: &Transaction<'_>,
+    id: i64,
+    expected_version: Option<i64>,
+    decide: &mut Option<CaseUpdate>,
+) -> R<Case> {
+    let stmt = tx
+        .prepare_cached("SELECT doc FROM cases WHERE id = $1 FOR NO KEY UPDATE")
+        .await?;
+    let row = tx
+        .query_opt(&stmt, &[&id])
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let before = parse_doc(id, &get::<String>(&row, 0)?)?;
+    if let Some(expected) = expected_version
+        && expected != before.version
+    {
+        return Err(StoreError::VersionConflict {
+            expected,
+            current: before.version,
+        }
+        .into());
+    }
+    let f = decide
+        .take()
+        .ok_or_else(|| backend("the decision was already used"))?;
+    // A panicking decision fails alone: the transaction rolls back when dropped.
+    let decided = catch_unwind(AssertUnwindSafe(|| f(&before)))
+        .map_err(|_| backend("the decision panicked"))?;
+    let Decision {
+        mut case,
+        events,
+        measures,
+    } = decided.map_err(StoreError::Domain)?;
+    // The row's identity is the store's, whatever the closure returned.
+    case.id = id;
+    case.number.clone_from(&before.number);
+
+    // A reveal leaves the case as it was: only its event is written.
+    if case != before {
+        let row = CaseRow::new(&case)?;
+        let stmt = tx.prepare_cached(UPDATE_CASE).await?;
+        tx.execute(&stmt, &row.params()).await?;
+    }
+    let mut head = ChainHead::lock(tx).await?;
+    head.append(tx, id, &region_of(&case.area_path), None, &events)
+        .await?;
+    head.save(tx).await?;
+
+    let mut rollups = RollupDelta::default();
+    rollups.add(&case.area_path, &measures);
+    rollups.write(tx).await?;
+    Ok(case)
+}
+
+/// Writes finished historic cases: fresh ids, their own numbers, events on the chain in
+/// order, measures summed and written once per row.
+pub(crate) async fn import_cases(tx: &Transaction<'_>, cases: &[ImportCase]) -> R<()> {
+    let mut head = ChainHead::lock(tx).await?;
+    let first_id = next_case_id(tx).await?;
+    let mut rollups = RollupDelta::default();
+    // Numbers taken per day, so the live counter continues after the imported ones.
+    let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+
+    for (id, imp) in (first_id..).zip(cases) {
+        if imp.case.number.is_empty() {
+            return Err(StoreError::Domain(DomainError::invalid(
+                "number",
+                "an imported case needs its number",
+            ))
+            .into());
+        }
+        let mut case = imp.case.clone();
+        case.id = id;
+        if let Some((day, seq)) = parse_number(&case.number) {
+            let last = last_seq.entry(day).or_default();
+            *last = (*last).max(seq);
+        }
+        insert_case(tx, &case).await?;
+        head.append(tx, id, &region_of(&case.area_path), Some(0), &imp.events)
+            .await?;
+        rollups.add(&case.area_path, &imp.measures);
+    }
+    head.save(tx).await?;
+    rollups.write(tx).await?;
+    for (day, seq) in last_seq {
+        bump_number(tx, &day.to_string(), seq).await?;
+    }
+    Ok(())
+}
+
+// --- the chain --------------------------------------------------------------------------
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "id, case_id, seq, action, actor, at, details, prev_hash, hash";
+
+const INSERT_EVENT: &str = "INSERT INTO events
+        (id, case_id, seq, action, actor, at, details, prev_hash, hash, region)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// The end of the chain while a transaction appends to it, with its row locked.
+pub(crate) struct ChainHead {
+    id: i64,
+    hash: String,
+    dirty: bool,
+    insert: Option<Statement>,
+}
+
+impl ChainHead {
+    /// Locks the head row until the transaction ends. Every writer takes it after any case
+    /// row lock and before anything else.
+    pub async fn lock(tx: &Transaction<'_>) -> R<ChainHead> {
+        let stmt = tx
+            .prepare_cached("SELECT id, hash FROM chain_head WHERE singleton = 1 FOR UPDATE")
+            .await?;
+        let row = tx
+            .query_opt(&stmt, &[])
+            .await?
+            .ok_or_else(|| backend("the chain head row is missing"))?;
+        Ok(ChainHead {
+            id: get(&row, 0)?,
+            hash: get(&row, 1)?,
+            dirty: false,
+            insert: None,
+        })
+    }
+
+    /// Appends a case's new events in order. `last_seq` is the case's last event number, when
+    /// the caller knows it (0 for a new case); otherwise it is looked up.
+    pub async fn append(
+        &mut self,
+        tx: &Transaction<'_>,
+        case_id: i64,
+        region: &str,
+        last_seq: Option<i64>,
+        events: &[NewEvent],
+    ) -> R<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut seq = match last_seq {
+            Some(s) => s,
+            None => {
+                let stmt = tx
+                    .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE case_id = $1")
+                    .await?;
+                get(&tx.query_one(&stmt, &[&case_id]).await?, 0)?
+            }
+        };
+        let insert = match &self.insert {
+            Some(s) => s.clone(),
+            None => {
+                let s = tx.prepare_cached(INSERT_EVENT).await?;
+                self.insert = Some(s.clone());
+                s
+            }
+        };
+        for e in events {
+            let id = self.id + 1;
+            seq += 1;
+            let hash = event_hash(
+                &self.hash, id, case_id, seq, &e.action, &e.actor, e.at, &e.details,
+            );
+            let details = serde_json::to_string(&e.details)
+                .map_err(|err| backend(format!("cannot encode event details: {err}")))?;
+            tx.execute(
+                &insert,
+                &[
+                    &id,
+                    &case_id,
+                    &seq,
+                    &e.action,
+                    &e.actor,
+                    &ms(e.at),
+                    &details,
+                    &self.hash,
+                    &hash,
+                    &region,
+                ],
+            )
+            .await?;
+            self.id = id;
+            self.hash = hash;
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    pub async fn save(&self, tx: &Transaction<'_>) -> R<()> {
+        if self.dirty {
+            let stmt = tx
+                .prepare_cached("UPDATE chain_head SET id = $1, hash = $2 WHERE singleton = 1")
+                .await?;
+            tx.execute(&stmt, &[&self.id, &self.hash]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A stored event, or why its row does not make one.
+pub(crate) fn event_from_row(r: &Row) -> std::result::Result<Event, String> {
+    let col = |e: tokio_postgres::Error| e.to_string();
+    let details: String = r.try_get(6).map_err(col)?;
+    let at: i64 = r.try_get(5).map_err(col)?;
+    Ok(Event {
+        id: r.try_get(0).map_err(col)?,
+        case_id: r.try_get(1).map_err(col)?,
+        seq: r.try_get(2).map_err(col)?,
+        action: r.try_get(3).map_err(col)?,
+        actor: r.try_get(4).map_err(col)?,
+        at: DateTime::<Utc>::from_timestamp_millis(at)
+            .ok_or_else(|| format!("its time {at} is out of range"))?,
+        details: serde_json::from_str(&details)
+            .map_err(|e| format!("its details are not JSON: {e}"))?,
+        prev_hash: r.try_get(7).map_err(col)?,
+        hash: r.try_get(8).map_err(col)?,
+    })
+}
+
+fn events_from_rows(rows: &[Row]) -> R<Vec<Event>> {
+    rows.iter()
+        .map(|r| event_from_row(r).map_err(|e| backend(format!("corrupt event: {e}"))))
+        .collect()
+}
+
+/// A case's timeline, oldest first.
+pub(crate) async fn case_events(c: &impl GenericClient, case_id: i64) -> R<Vec<Event>> {
+    let rows = c
+        .query(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE case_id = $1 ORDER BY seq"),
+            &[&case_id],
+        )
+        .await?;
+    events_from_rows(&rows)
+}
+
+/// Events of all cases with `from <= at < to`, in chain order, at most `limit`.
+pub(crate) async fn events_between(
+    c: &impl GenericClient,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u32,
+) -> R<Vec<Event>> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE at >= $1 AND at < $2
+                 ORDER BY id LIMIT $3"
+            ),
+            &[&ms(from), &ms(to), &i64::from(limit)],
+        )
+        .await?;
+    events_from_rows(&rows)
+}
+
+/// Rows fetched per round trip while the chain is walked.
+const VERIFY_BATCH: i32 = 2000;
+
+/// Walks the whole chain in one repeatable-read snapshot (so events committed meanwhile
+/// cannot make the chain look longer than its recorded head), a batch of rows at a time
+/// through a portal: never the whole table in memory.
+pub(crate) async fn verify(tx: &Transaction<'_>) -> R<ChainReport> {
+    let row = tx
+        .query_one("SELECT id, hash FROM chain_head WHERE singleton = 1", &[])
+        .await?;
+    let (head_id, head_hash): (i64, String) = (get(&row, 0)?, get(&row, 1)?);
+    let mut verifier = ChainVerifier::default();
+    let report = |v: &ChainVerifier, first_break| ChainReport {
+        checked: v.checked,
+        first_break,
+    };
+    let stmt = tx
+        .prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id"))
+        .await?;
+    let portal = tx.bind(&stmt, &[]).await?;
+    loop {
+        let rows = tx.query_portal(&portal, VERIFY_BATCH).await?;
+        for r in &rows {
+            let checked = event_from_row(r).map_err(|reason| ChainBreak {
+                event_id: r.try_get(0).unwrap_or(0),
+                case_id: r.try_get(1).unwrap_or(0),
+                reason,
+            });
+            if let Err(b) = checked.and_then(|e| verifier.check(&e)) {
+                return Ok(report(&verifier, Some(b)));
+            }
+        }
+        if rows.len() < VERIFY_BATCH as usize {
+            break;
+        }
+    }
+    let end = verifier.finish(head_id, &head_hash).err();
+    Ok(report(&verifier, end))
+}
+
+// --- rollups ----------------------------------------------------------------------------
+
+/// Deltas summed per row before they are written, each with its region.
+#[derive(Debug, Default)]
+pub(crate) struct RollupDelta {
+    counters: BTreeMap<(String, NaiveDate), (String, Counters)>,
+    gauges: BTreeMap<(String, &'static str), (String, i64)>,
+}
+
+impl RollupDelta {
+    /// Adds a case's delta at its area and every ancestor.
+    pub fn add(&mut self, area_path: &str, delta: &MeasureDelta) {
+        if delta.is_empty() {
+            return;
+        }
+        let region = region_of(area_path);
+        for org in path_codes(area_path) {
+            for (day, c) in &delta.counters {
+                self.counters
+                    .entry((org.to_string(), *day))
+                    .or_insert_with(|| (region.clone(), Counters::default()))
+                    .1
+                    .add(c);
+            }
+            for (key, n) in &delta.gauges {
+                self.gauges
+                    .entry((org.to_string(), key.as_str()))
+                    .or_insert_with(|| (region.clone(), 0))
+                    .1 += n;
+            }
+        }
+    }
+
+    /// One statement per table, the rows as arrays: a write touches a handful of rows
+    /// (the area and its ancestors), in key order.
+    pub async fn write(&self, tx: &Transaction<'_>) -> R<()> {
+        let counters: Vec<_> = self
+            .counters
+            .iter()
+            .filter(|(_, c)| !c.1.is_zero())
+            .collect();
+        if !counters.is_empty() {
+            let col = |f: fn(&Counters) -> i64| -> Vec<i64> {
+                counters.iter().map(|(_, (_, c))| f(c)).collect()
+            };
+            let orgs: Vec<&str> = counters.iter().map(|((o, _), _)| o.as_str()).collect();
+            let days: Vec<String> = counters.iter().map(|((_, d), _)| d.to_string()).collect();
+            let regions: Vec<&str> = counters.iter().map(|(_, (r, _))| r.as_str()).collect();
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO rollup_counters (org, day, region, received, closed,
+                         closed_on_time, rework, rated, satisfied)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
+                         $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+                     ON CONFLICT (org, day) DO UPDATE SET
+                         received = rollup_counters.received + excluded.received,
+                         closed = rollup_counters.closed + excluded.closed,
+                         closed_on_time = rollup_counters.closed_on_time + excluded.closed_on_time,
+                         rework = rollup_counters.rework + excluded.rework,
+                         rated = rollup_counters.rated + excluded.rated,
+                         satisfied = rollup_counters.satisfied + excluded.satisfied",
+                )
+                .await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &orgs,
+                    &days,
+                    &regions,
+                    &col(|c| c.received),
+                    &col(|c| c.closed),
+                    &col(|c| c.closed_on_time),
+                    &col(|c| c.rework),
+                    &col(|c| c.rated),
+                    &col(|c| c.satisfied),
+                ],
+            )
+            .await?;
+        }
+        let gauges: Vec<_> = self.gauges.iter().filter(|(_, g)| g.1 != 0).collect();
+        if !gauges.is_empty() {
+            let orgs: Vec<&str> = gauges.iter().map(|((o, _), _)| o.as_str()).collect();
+            let keys: Vec<&str> = gauges.iter().map(|((_, k), _)| *k).collect();
+            let ns: Vec<i64> = gauges.iter().map(|(_, (_, n))| *n).collect();
+            let regions: Vec<&str> = gauges.iter().map(|(_, (r, _))| r.as_str()).collect();
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO rollup_gauges (org, key, n, region)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+                     ON CONFLICT (org, key) DO UPDATE SET n = rollup_gauges.n + excluded.n",
+                )
+                .await?;
+            tx.execute(&stmt, &[&orgs, &keys, &ns, &regions]).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_back() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(parse_number(&format_number(day, 42)), Some((day, 42)));
+        assert_eq!(parse_number("DEMO-1"), None);
+        assert_eq!(parse_number("20261123-x"), None);
+    }
+}
