@@ -48,6 +48,21 @@ enum Command {
     Apikey(ApikeyCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Create or update the database schema, then exit (servers also do this at start).
+    Migrate {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Copy a whole deployment into an empty store, e.g. from the embedded store to
+    /// PostgreSQL; the copy's event chain is verified afterwards. Stop the servers first.
+    Copy {
+        /// The source: `sqlite:DIR` (a data folder) or `postgres://…`.
+        #[arg(long)]
+        from: String,
+        /// The target, likewise; it must be empty.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Args)]
@@ -69,6 +84,15 @@ struct ServeArgs {
 struct DataArg {
     #[arg(long, env = "GRIDLOOP_DATA", default_value = "./gridloop-data")]
     data: PathBuf,
+    /// postgres://… to use PostgreSQL instead of the embedded store.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl DataArg {
+    async fn open(&self) -> Res<Arc<dyn Store>> {
+        open_store(&self.data, self.database_url.as_deref()).await
+    }
 }
 
 #[derive(Subcommand)]
@@ -171,15 +195,92 @@ fn main() -> ExitCode {
 
 type Res<T> = Result<T, String>;
 
-fn open_store(data: &Path, database_url: Option<&str>) -> Res<Arc<dyn Store>> {
+/// The store a deployment names: PostgreSQL for a `postgres://` URL, else SQLite in `data`.
+async fn open_store(data: &Path, database_url: Option<&str>) -> Res<Arc<dyn Store>> {
     if let Some(url) = database_url {
-        return Err(format!(
-            "{url}: PostgreSQL is not available in this build yet; use the embedded store (--data)"
-        ));
+        return open_url(url).await;
     }
     let store =
         SqliteStore::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))?;
     Ok(Arc::new(store))
+}
+
+async fn open_url(url: &str) -> Res<Arc<dyn Store>> {
+    Err(format!(
+        "{url}: PostgreSQL is not available in this build yet; use the embedded store (--data)"
+    ))
+}
+
+/// A store named on the command line of `copy`: `sqlite:DIR` or `postgres://…`.
+async fn open_spec(spec: &str) -> Res<Arc<dyn Store>> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return open_url(spec).await;
+    }
+    match spec.strip_prefix("sqlite:") {
+        Some(dir) if !dir.is_empty() => open_store(Path::new(dir), None).await,
+        _ => Err(format!(
+            "{spec}: name a store as sqlite:DIR (a data folder) or postgres://…"
+        )),
+    }
+}
+
+/// `gridloop copy`: every record from one store into an empty other, then the chain check.
+async fn copy(from: &str, to: &str) -> Res<ExitCode> {
+    let source = open_spec(from).await?;
+    let target = open_spec(to).await?;
+    let err = |e: gridloop_store::StoreError| e.to_string();
+    if !target
+        .export_records(None, 1)
+        .await
+        .map_err(err)?
+        .items
+        .is_empty()
+    {
+        return Err(format!("{to} is not empty; copy only into a new store"));
+    }
+    let started = std::time::Instant::now();
+    let (mut cursor, mut copied) = (None, 0u64);
+    loop {
+        let page = source.export_records(cursor, 2000).await.map_err(err)?;
+        copied += page.items.len() as u64;
+        target.import_records(page.items).await.map_err(err)?;
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        eprint!("\rcopied {copied} records");
+    }
+    eprintln!(
+        "\rcopied {copied} records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let (before, after) = (
+        source.verify_chain().await.map_err(err)?,
+        target.verify_chain().await.map_err(err)?,
+    );
+    match (&after.first_break, after.checked == before.checked) {
+        (None, true) => {
+            println!(
+                "ok: {copied} records copied; the chain of {} events verifies",
+                after.checked
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (Some(b), _) => {
+            println!(
+                "the copy's chain breaks at event {}: {}",
+                b.event_id, b.reason
+            );
+            Ok(ExitCode::from(1))
+        }
+        (None, false) => {
+            println!(
+                "the copy holds {} events, the source {}",
+                after.checked, before.checked
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 async fn run(cli: Cli) -> Res<ExitCode> {
@@ -189,7 +290,7 @@ async fn run(cli: Cli) -> Res<ExitCode> {
                 .data
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("./gridloop-demo"));
-            let store = open_store(&data, args.database_url.as_deref())?;
+            let store = open_store(&data, args.database_url.as_deref()).await?;
             let clock = args.now.map(Clock::starting_at).unwrap_or_default();
             seed_demo(store.clone(), clock).await?;
             serve(store, clock, args.listen, true).await
@@ -199,7 +300,7 @@ async fn run(cli: Cli) -> Res<ExitCode> {
                 .data
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("./gridloop-data"));
-            let store = open_store(&data, args.database_url.as_deref())?;
+            let store = open_store(&data, args.database_url.as_deref()).await?;
             let clock = args.now.map(Clock::starting_at).unwrap_or_default();
             serve(store, clock, args.listen, false).await
         }
@@ -222,7 +323,7 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             gridloop_http::routes::admin::validate_password(&password)
                 .map_err(|e| e.to_string())?;
-            let store = open_store(&data.data, None)?;
+            let store = data.open().await?;
             let user = store
                 .create_user(NewUser {
                     display_name: display_name.unwrap_or_else(|| username.clone()),
@@ -255,7 +356,7 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             let level = Level::parse(&level).ok_or_else(|| {
                 format!("unknown level {level}: city street community grid unit department")
             })?;
-            let store = open_store(&data.data, None)?;
+            let store = data.open().await?;
             let parent_org = match &parent {
                 Some(p) => Some(
                     store
@@ -286,12 +387,12 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             file,
             data,
             dry_run,
-        }) => import_orgs(&file, &data.data, dry_run).await,
+        }) => import_orgs(&file, &data, dry_run).await,
         Command::Audit(AuditCommand::Verify { data }) => {
-            if !data.data.join("gridloop.db").exists() {
+            if data.database_url.is_none() && !data.data.join("gridloop.db").exists() {
                 return Err(format!("no gridloop data in {}", data.data.display()));
             }
-            let store = open_store(&data.data, None)?;
+            let store = data.open().await?;
             let report = store.verify_chain().await.map_err(|e| e.to_string())?;
             match report.first_break {
                 None => {
@@ -308,7 +409,7 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             }
         }
         Command::Apikey(ApikeyCommand::Add { data, name }) => {
-            let store = open_store(&data.data, None)?;
+            let store = data.open().await?;
             let (key, hash) = auth::new_token();
             store
                 .create_api_key(&name, &hash, Utc::now())
@@ -318,6 +419,12 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             eprintln!("API key {name} created; it is shown only this once.");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate { data } => {
+            data.open().await?;
+            println!("the schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Copy { from, to } => copy(&from, &to).await,
         Command::Openapi => {
             let doc = gridloop_http::routes::openapi();
             println!("{}", doc.to_pretty_json().map_err(|e| e.to_string())?);
@@ -327,7 +434,7 @@ async fn run(cli: Cli) -> Res<ExitCode> {
 }
 
 /// `gridloop org import`: exit 0 imported, 1 when the file has problems (nothing written).
-async fn import_orgs(file: &Path, data: &Path, dry_run: bool) -> Res<ExitCode> {
+async fn import_orgs(file: &Path, data: &DataArg, dry_run: bool) -> Res<ExitCode> {
     use gridloop_http::routes::org_import::{ImportError, import_orgs};
     let text = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let doc: serde_json::Value = match serde_json::from_slice(&text) {
@@ -338,7 +445,7 @@ async fn import_orgs(file: &Path, data: &Path, dry_run: bool) -> Res<ExitCode> {
         }
     };
     drop(text);
-    let store = open_store(data, None)?;
+    let store = data.open().await?;
     match import_orgs(store.as_ref(), doc, None, dry_run).await {
         Ok(s) => {
             println!(

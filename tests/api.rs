@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{App, NOW, inside, run_cli, temp_dir};
+use common::{App, NOW, inside, run_cli, tamper_event, temp_dir};
 use serde_json::{Value, json};
 
 async fn grid1_point(app: &App, token: &str) -> (String, f64, f64) {
@@ -503,29 +503,7 @@ async fn durable_across_a_crash_and_tamper_evident() {
     assert_eq!(code, 0, "{out}");
     // Edit one stored event behind the server's back: the check names it.
     {
-        let db = rusqlite::Connection::open(data.join("gridloop.db")).unwrap();
-        let triggers: Vec<String> = db
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        for t in triggers {
-            db.execute(&format!("DROP TRIGGER {t}"), []).unwrap();
-        }
-        let target: i64 = db
-            .query_row(
-                "SELECT id FROM events ORDER BY id LIMIT 1 OFFSET 100",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        db.execute(
-            "UPDATE events SET actor = 'someone_else' WHERE id = ?1",
-            [target],
-        )
-        .unwrap();
+        let target = tamper_event(&data, 100);
         let (code, out) = run_cli(&["audit", "verify", "--data", d], None);
         assert_eq!(code, 1, "{out}");
         assert!(out.contains(&format!("event {target}")), "{out}");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{App, NOW, inside, run_cli, temp_dir};
+use common::{App, NOW, db_value, inside, run_cli, temp_dir};
 use gridloop_domain::case::Location;
 use gridloop_domain::geo::wgs84_to_gcj02;
 use serde_json::{Value, json};
@@ -252,9 +252,7 @@ async fn imported_micro_grids_route_reports_at_once() {
 }
 
 fn count_orgs(data: &std::path::Path) -> i64 {
-    let db = rusqlite::Connection::open(data.join("gridloop.db")).unwrap();
-    db.query_row("SELECT count(*) FROM orgs", [], |r| r.get(0))
-        .unwrap()
+    db_value(data, "SELECT count(*) FROM orgs").parse().unwrap()
 }
 
 #[test]

@@ -30,11 +30,159 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The PostgreSQL server the suite runs against instead of SQLite, when set: an admin URL
+/// such as `postgres://postgres@127.0.0.1:5433/postgres` (scripts/test.sh sets it).
+pub fn pg_admin_url() -> Option<String> {
+    std::env::var("GRIDLOOP_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// The URL of a database on the test server, named `name`.
+pub fn pg_url(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
+    format!("{root}/{name}{query}")
+}
+
+/// Runs SQL on a PostgreSQL database with psql and returns its unaligned output.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A fresh database on the test server (dropped first if a former run left it).
+pub fn fresh_pg_database(tag: &str) -> Option<String> {
+    let admin = pg_admin_url()?;
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let name = format!("gl_{}_{}_{n}", tag, std::process::id());
+    psql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&admin, &format!("CREATE DATABASE {name}"));
+    Some(pg_url(&admin, &name))
+}
+
+/// The database URL that stands for a data folder when the suite runs on PostgreSQL: one
+/// database per folder, created on first use, so that a restart on the same folder finds
+/// its data again. `None` on SQLite.
+pub fn database_url(data: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let admin = pg_admin_url()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    let name = format!("gl_{:016x}", h.finish());
+    let exists = psql(
+        &admin,
+        &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+    );
+    if exists.is_empty() {
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+    }
+    Some(pg_url(&admin, &name))
+}
+
+/// Points a command at the store of `data`: `DATABASE_URL` on PostgreSQL, none on SQLite.
+fn store_env(cmd: &mut Command, data: Option<&Path>) {
+    match data.and_then(database_url) {
+        Some(url) => cmd.env("DATABASE_URL", url),
+        None => cmd.env_remove("DATABASE_URL"),
+    };
+}
+
+/// The first value of a SQL query on the store of `data`, as text (SQLite or PostgreSQL).
+pub fn db_value(data: &Path, sql: &str) -> String {
+    match database_url(data) {
+        Some(url) => psql(&url, sql),
+        None => {
+            let db = rusqlite::Connection::open(data.join("gridloop.db")).unwrap();
+            db.query_row(sql, [], |r| {
+                Ok(match r.get_ref(0)? {
+                    rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                    other => format!("{other:?}"),
+                })
+            })
+            .unwrap()
+        }
+    }
+}
+
+/// Edits the actor of the event at `offset` in chain order behind the server's back, as an
+/// intruder with database access would (the append-only triggers disabled first), and
+/// returns the event's id.
+pub fn tamper_event(data: &Path, offset: i64) -> i64 {
+    let pick = format!("SELECT id FROM events ORDER BY id LIMIT 1 OFFSET {offset}");
+    match database_url(data) {
+        Some(url) => {
+            let id: i64 = psql(&url, &pick).parse().unwrap();
+            psql(
+                &url,
+                &format!(
+                    "ALTER TABLE events DISABLE TRIGGER USER;
+                     UPDATE events SET actor = 'someone_else' WHERE id = {id};"
+                ),
+            );
+            id
+        }
+        None => {
+            let db = rusqlite::Connection::open(data.join("gridloop.db")).unwrap();
+            let triggers: Vec<String> = db
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for t in triggers {
+                db.execute(&format!("DROP TRIGGER {t}"), []).unwrap();
+            }
+            let id: i64 = db.query_row(&pick, [], |r| r.get(0)).unwrap();
+            db.execute(
+                "UPDATE events SET actor = 'someone_else' WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+            id
+        }
+    }
+}
+
 impl App {
-    /// `gridloop demo` on a fresh (or the given) data folder, clock at `now`.
+    /// `gridloop demo` on a fresh (or the given) data folder, clock at `now`, on the store
+    /// under test.
     pub fn demo(data: &Path, now: &str) -> App {
-        let mut child = Command::new(BIN)
-            .args(["demo", "--listen", "127.0.0.1:0", "--data"])
+        Self::start("demo", data, now, database_url(data))
+    }
+
+    /// `gridloop demo` or `serve` on SQLite in `data`, or on PostgreSQL at `database_url`.
+    pub fn start(command: &str, data: &Path, now: &str, database_url: Option<String>) -> App {
+        let mut cmd = Command::new(BIN);
+        match database_url {
+            Some(url) => cmd.env("DATABASE_URL", url),
+            None => cmd.env_remove("DATABASE_URL"),
+        };
+        let mut child = cmd
+            .args([command, "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(["--now", now])
             .stdout(Stdio::piped())
@@ -139,9 +287,17 @@ impl Drop for App {
 }
 
 /// Runs the binary with arguments and returns (exit code, stdout).
+/// The store is the one of the `--data` folder given, on the backend under test.
 pub fn run_cli(args: &[&str], stdin: Option<&str>) -> (i32, String) {
     use std::io::Write;
-    let mut child = Command::new(BIN)
+    let data = args
+        .iter()
+        .position(|a| *a == "--data")
+        .and_then(|i| args.get(i + 1))
+        .map(Path::new);
+    let mut cmd = Command::new(BIN);
+    store_env(&mut cmd, data);
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

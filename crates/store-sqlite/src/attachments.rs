@@ -25,7 +25,7 @@ pub(crate) fn is_valid_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn file_path(dir: &Path, id: &str) -> PathBuf {
+pub(crate) fn file_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(&id[..2]).join(id)
 }
 

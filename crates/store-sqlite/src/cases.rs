@@ -130,7 +130,7 @@ fn next_case_id(conn: &Connection) -> Result<i64> {
         .db()
 }
 
-fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
+pub(crate) fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
     let row = CaseRow::new(case)?;
     let mut stmt = conn.prepare_cached(INSERT_CASE).db()?;
     match stmt.execute(&row.params()[..]) {

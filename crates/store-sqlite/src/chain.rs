@@ -101,7 +101,7 @@ impl ChainHead {
 }
 
 /// A stored event, or why its row does not make one.
-fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> {
+pub(crate) fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> {
     let col = |e: rusqlite::Error| e.to_string();
     let details: String = r.get(6).map_err(col)?;
     let at: i64 = r.get(5).map_err(col)?;

@@ -8,12 +8,12 @@ use rusqlite::{Connection, Row, params};
 use crate::list::MAX_LIMIT;
 use crate::sql::{Db, collect, first, from_ms, get, is_foreign_key_violation, ms};
 
-const VISIT_COLUMNS: &str = "id, org, org_path, group_name, leader, visited_at, place, \
+pub(crate) const VISIT_COLUMNS: &str = "id, org, org_path, group_name, leader, visited_at, place, \
     households, people_met, notes, created_by, created_at";
 
-const CALL_COLUMNS: &str = "id, phone, operator, org_path, at, summary, case_id";
+pub(crate) const CALL_COLUMNS: &str = "id, phone, operator, org_path, at, summary, case_id";
 
-fn visit_from_row(r: &Row<'_>) -> Result<NightVisit> {
+pub(crate) fn visit_from_row(r: &Row<'_>) -> Result<NightVisit> {
     Ok(NightVisit {
         id: get(r, 0)?,
         org: get(r, 1)?,
@@ -30,7 +30,7 @@ fn visit_from_row(r: &Row<'_>) -> Result<NightVisit> {
     })
 }
 
-fn call_from_row(r: &Row<'_>) -> Result<HotlineCall> {
+pub(crate) fn call_from_row(r: &Row<'_>) -> Result<HotlineCall> {
     Ok(HotlineCall {
         id: get(r, 0)?,
         phone: get(r, 1)?,

@@ -1,19 +1,509 @@
-//! Export and import of a store's whole content, for `gridloop copy`.
+//! Export and import of the store's whole content, for `gridloop copy` (moving a deployment
+//! between stores). Rows go out exactly as stored — ids, numbers, hashes — so the chain of
+//! the target verifies like the source's.
+//!
+//! The content is read section by section (one table each) in an order in which every row's
+//! references come before it. The cursor names the section and the last key read in it.
 
 use std::path::Path;
 
-use gridloop_store::{Page, Record, Result, StoreError};
-use rusqlite::Connection;
+use chrono::NaiveDate;
+use gridloop_domain::measures::Counters;
+use gridloop_store::{IdempotencyRecord, Page, Record, Result, StoreError};
+use rusqlite::{Connection, Row, params};
+use serde::{Deserialize, Serialize};
 
-pub fn export(
-    _c: &Connection,
-    _attachments: &Path,
-    _cursor: Option<&str>,
-    _limit: u32,
-) -> Result<Page<Record>> {
-    Err(StoreError::Backend("export is being written".into()))
+use crate::attachments;
+use crate::cases::{insert_case, parse_doc};
+use crate::chain::{EVENT_COLUMNS, event_from_row};
+use crate::channels::{CALL_COLUMNS, VISIT_COLUMNS, call_from_row, visit_from_row};
+use crate::directory::{
+    ORG_COLUMNS, TOWER_GROUP_COLUMNS, USER_COLUMNS, org_from_row, put_calendar_year, put_orgs,
+    put_setting, put_tower_groups, tower_group_from_row, user_from_row,
+};
+use crate::sql::{Db, collect, from_ms, get, ms};
+
+/// The tables in export order. Orgs go by path (parents before children); every other table
+/// by its rowid, which is also the order it was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Section {
+    Orgs,
+    TowerGroups,
+    Users,
+    ApiKeys,
+    CalendarYears,
+    Settings,
+    Attachments,
+    NightVisits,
+    Cases,
+    Idempotency,
+    CaseNumbers,
+    Events,
+    HotlineCalls,
+    Counters,
+    Gauges,
 }
 
-pub fn import(_c: &Connection, _attachments: &Path, _records: Vec<Record>) -> Result<()> {
-    Err(StoreError::Backend("import is being written".into()))
+const SECTIONS: [Section; 15] = [
+    Section::Orgs,
+    Section::TowerGroups,
+    Section::Users,
+    Section::ApiKeys,
+    Section::CalendarYears,
+    Section::Settings,
+    Section::Attachments,
+    Section::NightVisits,
+    Section::Cases,
+    Section::Idempotency,
+    Section::CaseNumbers,
+    Section::Events,
+    Section::HotlineCalls,
+    Section::Counters,
+    Section::Gauges,
+];
+
+/// Where the previous page stopped: a section and the last key read in it (an org path or a
+/// rowid), `None` at the start of the section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cursor {
+    section: Section,
+    after: Option<serde_json::Value>,
+}
+
+/// Attachments are whole files; a page carries about this many bytes of them at most.
+const PAGE_BYTES: u64 = 64 << 20;
+
+fn bad_cursor() -> StoreError {
+    StoreError::Domain(gridloop_domain::DomainError::invalid(
+        "cursor",
+        "not a cursor of this store's export",
+    ))
+}
+
+pub(crate) fn export(
+    conn: &Connection,
+    attachments_dir: &Path,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<Record>> {
+    let limit = limit.clamp(1, 10_000) as usize;
+    let mut at = match cursor {
+        None => Cursor {
+            section: SECTIONS[0],
+            after: None,
+        },
+        Some(text) => serde_json::from_str(text).map_err(|_| bad_cursor())?,
+    };
+    // One snapshot for the whole page.
+    conn.execute_batch("BEGIN").db()?;
+    let out = export_in(conn, attachments_dir, &mut at, limit);
+    let _ = conn.execute_batch("COMMIT");
+    let (items, done) = out?;
+    let next_cursor = if done {
+        None
+    } else {
+        Some(serde_json::to_string(&at).map_err(|e| StoreError::Backend(e.to_string()))?)
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// Fills a page from the cursor on; returns the records and whether the export is complete.
+fn export_in(
+    conn: &Connection,
+    dir: &Path,
+    at: &mut Cursor,
+    limit: usize,
+) -> Result<(Vec<Record>, bool)> {
+    let mut items = Vec::new();
+    let mut index = SECTIONS
+        .iter()
+        .position(|s| *s == at.section)
+        .ok_or_else(bad_cursor)?;
+    loop {
+        let want = limit - items.len();
+        let read = read_section(conn, dir, at.section, at.after.as_ref(), want)?;
+        items.extend(read.records);
+        if read.last.is_some() {
+            at.after = read.last;
+        }
+        if !read.exhausted {
+            return Ok((items, false));
+        }
+        index += 1;
+        match SECTIONS.get(index) {
+            Some(s) => {
+                at.section = *s;
+                at.after = None;
+            }
+            None => return Ok((items, true)),
+        }
+        if items.len() >= limit {
+            return Ok((items, false));
+        }
+    }
+}
+
+/// What one read of a section gave: its records, the key of the last one, and whether the
+/// section has no more after them.
+struct SectionRead {
+    records: Vec<Record>,
+    last: Option<serde_json::Value>,
+    exhausted: bool,
+}
+
+/// Up to `want` records of one section after `after`.
+fn read_section(
+    conn: &Connection,
+    dir: &Path,
+    section: Section,
+    after: Option<&serde_json::Value>,
+    want: usize,
+) -> Result<SectionRead> {
+    let limit = want as i64;
+    match section {
+        Section::Orgs => {
+            let after = match after {
+                None => String::new(),
+                Some(v) => v.as_str().ok_or_else(bad_cursor)?.to_string(),
+            };
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {ORG_COLUMNS} FROM orgs WHERE path > ?1 ORDER BY path LIMIT ?2"
+                ))
+                .db()?;
+            let orgs = collect(stmt.query(params![after, limit]).db()?, org_from_row)?;
+            Ok(SectionRead {
+                exhausted: orgs.len() < want,
+                last: orgs.last().map(|o| o.path.clone().into()),
+                records: orgs.into_iter().map(Record::Org).collect(),
+            })
+        }
+        Section::Attachments => {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT rowid, id FROM attachments WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                )
+                .db()?;
+            let ids = collect(stmt.query(params![after_int(after)?, limit]).db()?, |r| {
+                Ok((get::<i64>(r, 0)?, get::<String>(r, 1)?))
+            })?;
+            let mut read = SectionRead {
+                exhausted: ids.len() < want,
+                records: Vec::new(),
+                last: None,
+            };
+            let mut bytes = 0;
+            for (rowid, id) in ids {
+                let (meta, content) = attachments::read(conn, dir, &id)?
+                    .ok_or_else(|| StoreError::Backend(format!("attachment {id} vanished")))?;
+                bytes += meta.size;
+                read.records.push(Record::Attachment {
+                    meta,
+                    bytes: content,
+                });
+                read.last = Some(rowid.into());
+                // Files can be large: stop the page early, the rest follows on the next.
+                if bytes >= PAGE_BYTES {
+                    read.exhausted = false;
+                    break;
+                }
+            }
+            Ok(read)
+        }
+        _ => {
+            let (table, key, columns, convert) = table_of(section);
+            // The key is read last, so that the tables' own row converters see their columns
+            // from index 0.
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {columns}, {key} FROM {table} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2"
+                ))
+                .db()?;
+            let key_at = stmt.column_count() - 1;
+            let mut rows = stmt.query(params![after_int(after)?, limit]).db()?;
+            let mut read = SectionRead {
+                records: Vec::new(),
+                last: None,
+                exhausted: true,
+            };
+            while let Some(r) = rows.next().db()? {
+                read.records.push(convert(r)?);
+                read.last = Some(get::<i64>(r, key_at)?.into());
+            }
+            read.exhausted = read.records.len() < want;
+            Ok(read)
+        }
+    }
+}
+
+type Convert = fn(&Row<'_>) -> Result<Record>;
+
+/// The table, paging key, columns and row converter of a plain section.
+fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Convert) {
+    match section {
+        Section::TowerGroups => ("tower_groups", "rowid", TOWER_GROUP_COLUMNS, |r| {
+            tower_group_from_row(r).map(Record::TowerGroup)
+        }),
+        Section::Users => ("users u", "u.rowid", USER_COLUMNS, |r| {
+            user_from_row(r).map(Record::User)
+        }),
+        Section::ApiKeys => ("api_keys", "rowid", "id, name, key_hash, created_at", |r| {
+            Ok(Record::ApiKey(gridloop_store::ApiKey {
+                id: get(r, 0)?,
+                name: get(r, 1)?,
+                key_hash: get(r, 2)?,
+                created_at: from_ms(get(r, 3)?)?,
+            }))
+        }),
+        Section::CalendarYears => ("calendar_years", "rowid", "year, json", |r| {
+            let year: i64 = get(r, 0)?;
+            serde_json::from_str(&get::<String>(r, 1)?)
+                .map(Record::CalendarYear)
+                .map_err(|e| {
+                    StoreError::Backend(format!("the stored calendar of {year} is corrupt: {e}"))
+                })
+        }),
+        Section::Settings => ("settings", "rowid", "key, value", |r| {
+            Ok(Record::Setting {
+                key: get(r, 0)?,
+                value: get(r, 1)?,
+            })
+        }),
+        Section::NightVisits => ("night_visits", "rowid", VISIT_COLUMNS, |r| {
+            visit_from_row(r).map(Record::NightVisit)
+        }),
+        Section::Cases => ("cases", "id", "id, doc", |r| {
+            parse_doc(get(r, 0)?, &get::<String>(r, 1)?).map(|c| Record::Case(Box::new(c)))
+        }),
+        Section::Idempotency => (
+            "idempotency",
+            "rowid",
+            "scope, key, fingerprint, case_id, created_at",
+            |r| {
+                Ok(Record::Idempotency(IdempotencyRecord {
+                    scope: get(r, 0)?,
+                    key: get(r, 1)?,
+                    fingerprint: get(r, 2)?,
+                    case_id: get(r, 3)?,
+                    created_at: from_ms(get(r, 4)?)?,
+                }))
+            },
+        ),
+        Section::CaseNumbers => ("case_numbers", "rowid", "day, last_seq", |r| {
+            Ok(Record::CaseNumber {
+                day: day(&get::<String>(r, 0)?)?,
+                last_seq: get(r, 1)?,
+            })
+        }),
+        Section::Events => ("events", "id", EVENT_COLUMNS, |r| {
+            event_from_row(r)
+                .map(Record::Event)
+                .map_err(|e| StoreError::Backend(format!("a stored event is corrupt: {e}")))
+        }),
+        Section::HotlineCalls => ("hotline_calls", "rowid", CALL_COLUMNS, |r| {
+            call_from_row(r).map(Record::HotlineCall)
+        }),
+        Section::Counters => (
+            "rollup_counters",
+            "rowid",
+            "org, day, received, closed, closed_on_time, rework, rated, satisfied",
+            |r| {
+                Ok(Record::Counters {
+                    org: get(r, 0)?,
+                    day: day(&get::<String>(r, 1)?)?,
+                    counters: Counters {
+                        received: get(r, 2)?,
+                        closed: get(r, 3)?,
+                        closed_on_time: get(r, 4)?,
+                        rework: get(r, 5)?,
+                        rated: get(r, 6)?,
+                        satisfied: get(r, 7)?,
+                    },
+                })
+            },
+        ),
+        Section::Gauges => ("rollup_gauges", "rowid", "org, key, n", |r| {
+            Ok(Record::Gauge {
+                org: get(r, 0)?,
+                key: get(r, 1)?,
+                n: get(r, 2)?,
+            })
+        }),
+        Section::Orgs | Section::Attachments => unreachable!("read by their own queries"),
+    }
+}
+
+fn after_int(after: Option<&serde_json::Value>) -> Result<i64> {
+    match after {
+        None => Ok(i64::MIN),
+        Some(v) => v.as_i64().ok_or_else(bad_cursor),
+    }
+}
+
+fn day(text: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| StoreError::Backend(format!("a stored day {text:?} is not a date")))
+}
+
+pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Result<()> {
+    let mut last_event: Option<(i64, String)> = None;
+    for record in records {
+        match record {
+            Record::Org(o) => put_orgs(conn, &[o])?,
+            Record::TowerGroup(g) => put_tower_groups(conn, &[g])?,
+            Record::User(u) => exec(
+                conn,
+                "INSERT INTO users (id, username, display_name, role, org, org_path,
+                     password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    u.id,
+                    u.username,
+                    u.display_name,
+                    u.role.as_str(),
+                    u.org,
+                    u.org_path,
+                    u.password_hash,
+                    ms(u.created_at)
+                ],
+            )?,
+            Record::ApiKey(k) => exec(
+                conn,
+                "INSERT INTO api_keys (id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![k.id, k.name, k.key_hash, ms(k.created_at)],
+            )?,
+            Record::CalendarYear(y) => put_calendar_year(conn, &y)?,
+            Record::Setting { key, value } => put_setting(conn, &key, &value)?,
+            Record::Attachment { meta, bytes } => {
+                if attachments::content_id(&bytes) != meta.id {
+                    return Err(StoreError::Backend(format!(
+                        "attachment {} does not match its content",
+                        meta.id
+                    )));
+                }
+                attachments::write_file(dir, &meta.id, &bytes)?;
+                attachments::insert_row(conn, &meta)?;
+            }
+            Record::NightVisit(v) => exec(
+                conn,
+                "INSERT INTO night_visits (id, org, org_path, group_name, leader, visited_at,
+                     place, households, people_met, notes, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    v.id,
+                    v.org,
+                    v.org_path,
+                    v.group_name,
+                    v.leader,
+                    ms(v.visited_at),
+                    v.place,
+                    v.households,
+                    v.people_met,
+                    v.notes,
+                    v.created_by,
+                    ms(v.created_at)
+                ],
+            )?,
+            Record::Case(case) => insert_case(conn, &case)?,
+            Record::Idempotency(i) => exec(
+                conn,
+                "INSERT INTO idempotency (scope, key, fingerprint, case_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![i.scope, i.key, i.fingerprint, i.case_id, ms(i.created_at)],
+            )?,
+            Record::CaseNumber { day, last_seq } => exec(
+                conn,
+                "INSERT INTO case_numbers (day, last_seq) VALUES (?1, ?2)
+                 ON CONFLICT (day) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+                params![day.to_string(), last_seq],
+            )?,
+            Record::Event(e) => {
+                let details = serde_json::to_string(&e.details)
+                    .map_err(|err| StoreError::Backend(format!("event details: {err}")))?;
+                exec(
+                    conn,
+                    "INSERT INTO events (id, case_id, seq, action, actor, at, details,
+                         prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        e.id,
+                        e.case_id,
+                        e.seq,
+                        e.action,
+                        e.actor,
+                        ms(e.at),
+                        details,
+                        e.prev_hash,
+                        e.hash
+                    ],
+                )?;
+                if last_event.as_ref().is_none_or(|(id, _)| e.id > *id) {
+                    last_event = Some((e.id, e.hash));
+                }
+            }
+            Record::HotlineCall(c) => exec(
+                conn,
+                "INSERT INTO hotline_calls (id, phone, operator, org_path, at, summary, case_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    c.id,
+                    c.phone,
+                    c.operator,
+                    c.org_path,
+                    ms(c.at),
+                    c.summary,
+                    c.case_id
+                ],
+            )?,
+            Record::Counters { org, day, counters } => {
+                let c = counters;
+                exec(
+                    conn,
+                    "INSERT INTO rollup_counters
+                         (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (org, day) DO UPDATE SET
+                         received = received + excluded.received,
+                         closed = closed + excluded.closed,
+                         closed_on_time = closed_on_time + excluded.closed_on_time,
+                         rework = rework + excluded.rework,
+                         rated = rated + excluded.rated,
+                         satisfied = satisfied + excluded.satisfied",
+                    params![
+                        org,
+                        day.to_string(),
+                        c.received,
+                        c.closed,
+                        c.closed_on_time,
+                        c.rework,
+                        c.rated,
+                        c.satisfied
+                    ],
+                )?
+            }
+            Record::Gauge { org, key, n } => exec(
+                conn,
+                "INSERT INTO rollup_gauges (org, key, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org, key) DO UPDATE SET n = n + excluded.n",
+                params![org, key, n],
+            )?,
+        }
+    }
+    if let Some((id, hash)) = last_event {
+        exec(
+            conn,
+            "UPDATE chain_head SET id = ?1, hash = ?2 WHERE singleton = 1 AND id < ?1",
+            params![id, hash],
+        )?;
+    }
+    Ok(())
+}
+
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+    match conn.prepare_cached(sql).db()?.execute(params) {
+        Ok(_) => Ok(()),
+        Err(e) if crate::sql::is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
+            "the target store already holds this record ({e}); copy into an empty store"
+        ))),
+        Err(e) => Err(StoreError::Backend(e.to_string())),
+    }
 }

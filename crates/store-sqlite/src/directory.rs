@@ -15,7 +15,7 @@ use crate::sql::{
 
 // --- orgs -------------------------------------------------------------------------------
 
-fn org_from_row(r: &Row<'_>) -> Result<Org> {
+pub(crate) fn org_from_row(r: &Row<'_>) -> Result<Org> {
     let level: String = get(r, 2)?;
     let boundary: Option<String> = get(r, 5)?;
     Ok(Org {
@@ -32,7 +32,7 @@ fn org_from_row(r: &Row<'_>) -> Result<Org> {
     })
 }
 
-const ORG_COLUMNS: &str = "code, name, level, parent, path, boundary";
+pub(crate) const ORG_COLUMNS: &str = "code, name, level, parent, path, boundary";
 
 pub(crate) fn put_orgs(conn: &Connection, orgs: &[Org]) -> Result<()> {
     let mut upsert = conn
@@ -177,35 +177,42 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
 
+pub(crate) const TOWER_GROUP_COLUMNS: &str =
+    "code, name, tier, parent, org, org_path, commander_name, commander_phone, members";
+
+pub(crate) fn tower_group_from_row(r: &Row<'_>) -> Result<TowerGroup> {
+    Ok(TowerGroup {
+        code: get(r, 0)?,
+        name: get(r, 1)?,
+        tier: get(r, 2)?,
+        parent: get(r, 3)?,
+        org: get(r, 4)?,
+        org_path: get(r, 5)?,
+        commander_name: get(r, 6)?,
+        commander_phone: get(r, 7)?,
+        members: get(r, 8)?,
+    })
+}
+
 pub(crate) fn tower_groups(conn: &Connection, path: &str) -> Result<Vec<TowerGroup>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT code, name, tier, parent, org, org_path, commander_name, commander_phone,
-                    members
-             FROM tower_groups WHERE org_path >= ?1 AND org_path < ?2 ORDER BY org_path, code",
-        )
+        .prepare_cached(&format!(
+            "SELECT {TOWER_GROUP_COLUMNS}
+             FROM tower_groups WHERE org_path >= ?1 AND org_path < ?2 ORDER BY org_path, code"
+        ))
         .db()?;
-    collect(stmt.query(params![path, subtree_end(path)]).db()?, |r| {
-        Ok(TowerGroup {
-            code: get(r, 0)?,
-            name: get(r, 1)?,
-            tier: get(r, 2)?,
-            parent: get(r, 3)?,
-            org: get(r, 4)?,
-            org_path: get(r, 5)?,
-            commander_name: get(r, 6)?,
-            commander_phone: get(r, 7)?,
-            members: get(r, 8)?,
-        })
-    })
+    collect(
+        stmt.query(params![path, subtree_end(path)]).db()?,
+        tower_group_from_row,
+    )
 }
 
 // --- people and keys --------------------------------------------------------------------
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "u.id, u.username, u.display_name, u.role, u.org, u.org_path, u.password_hash, u.created_at";
 
-fn user_from_row(r: &Row<'_>) -> Result<User> {
+pub(crate) fn user_from_row(r: &Row<'_>) -> Result<User> {
     let role: String = get(r, 3)?;
     Ok(User {
         id: get(r, 0)?,
