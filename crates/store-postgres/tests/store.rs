@@ -1,0 +1,957 @@
+//! The PostgreSQL store against the `Store` contract: the SQLite store's story, ported.
+
+mod common;
+
+use std::collections::HashSet;
+
+use chrono::{Duration, NaiveDate};
+use common::*;
+use gridloop_domain::DomainError;
+use gridloop_domain::calendar::{CalendarYear, NamedDay};
+use gridloop_domain::case::{Action, Case, Resolved, Status, format_number};
+use gridloop_domain::measures::{Counters, MeasureDelta};
+use gridloop_domain::org::Level;
+use gridloop_domain::role::{Actor, Role};
+use gridloop_domain::timeline::NewEvent;
+use gridloop_store::{
+    Attachment, CaseFilter, CaseSort, CreateCase, ImportCase, NewUser, Store, StoreError,
+    TowerGroup, Visibility,
+};
+use gridloop_store_postgres::PgStore;
+
+#[tokio::test]
+async fn idempotent_create_replays_and_refuses_a_different_request() {
+    let Some(db) = TestDb::new("idem").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let now = t0();
+    let req = |title: &str, fp: &str| CreateCase {
+        decision: w.report(title, GRID_A1, &Actor::Resident, now),
+        number_day: local_day(&w, now),
+        idempotency: key("public", "k-1", fp),
+    };
+
+    let first = store.create_case(req("井盖缺失", "fp-1")).await.unwrap();
+    assert!(!first.replayed);
+    assert_eq!(first.case.id, 1);
+    assert_eq!(first.case.number, format_number(local_day(&w, now), 1));
+
+    let again = store.create_case(req("井盖缺失", "fp-1")).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.case, first.case);
+
+    let other = store.create_case(req("别的事", "fp-2")).await;
+    assert!(matches!(other, Err(StoreError::IdempotencyMismatch)));
+
+    // The same key in another scope is another request; numbers continue per day.
+    let mut r = req("井盖缺失", "fp-1");
+    r.idempotency = key("alice", "k-1", "fp-1");
+    let second = store.create_case(r).await.unwrap();
+    assert!(!second.replayed);
+    assert_eq!(second.case.number, format_number(local_day(&w, now), 2));
+
+    // Only one create event per stored case.
+    assert_eq!(store.verify_chain().await.unwrap().checked, 2);
+    let stored = store.case(first.case.id).await.unwrap().unwrap();
+    assert_eq!(stored, first.case);
+    let by_number = store.case_by_number(&first.case.number).await.unwrap();
+    assert_eq!(by_number, Some(first.case));
+}
+
+#[tokio::test]
+async fn updates_check_versions_and_domain_rules() {
+    let Some(db) = TestDb::new("update").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let now = t0();
+    let case = create(&store, &w, "路灯不亮", GRID_A1, &Actor::Resident, now).await;
+
+    let stale = store
+        .update_case(
+            case.id,
+            Some(case.version + 1),
+            Box::new(|_| unreachable!()),
+        )
+        .await;
+    assert!(matches!(
+        stale,
+        Err(StoreError::VersionConflict {
+            expected: 2,
+            current: 1
+        })
+    ));
+
+    let missing = store
+        .update_case(999, None, Box::new(|_| unreachable!()))
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+
+    // A handler may not accept: the domain refuses and nothing is written.
+    let refused = act(
+        &store,
+        case.id,
+        accept(),
+        user("h", Role::Handler, GRID_A1),
+        Resolved::default(),
+        now,
+    )
+    .await;
+    assert!(matches!(
+        refused,
+        Err(StoreError::Domain(DomainError::Forbidden(_)))
+    ));
+
+    let accepted = store
+        .update_case(
+            case.id,
+            Some(1),
+            Box::new(move |c| {
+                let w = World::new();
+                gridloop_domain::case::decide(
+                    c,
+                    &accept(),
+                    &dispatcher(),
+                    &Resolved::default(),
+                    &w.ctx(now),
+                )
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, Status::Accepted);
+    assert_eq!(accepted.version, 2);
+    assert_eq!(store.case(case.id).await.unwrap().unwrap(), accepted);
+
+    // A panicking decision fails alone; the writer keeps working.
+    let panicked = store
+        .update_case(case.id, None, Box::new(|_| panic!("boom")))
+        .await;
+    assert!(matches!(panicked, Err(StoreError::Backend(_))));
+    let events = store.events(case.id).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(events[1].action, "accept");
+}
+
+#[tokio::test]
+async fn events_form_a_chain_that_reveals_tampering() {
+    let Some(db) = TestDb::new("chain").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let now = t0();
+    let a = create(&store, &w, "占道经营", GRID_A1, &Actor::Resident, now).await;
+    let b = create(&store, &w, "垃圾满溢", GRID_B1, &Actor::Resident, now).await;
+    act(
+        &store,
+        a.id,
+        accept(),
+        dispatcher(),
+        Resolved::default(),
+        now,
+    )
+    .await
+    .unwrap();
+    let (d, r) = dispatch_to(GRID_A1);
+    act(&store, a.id, d, dispatcher(), r, now).await.unwrap();
+    // A reveal changes nothing but is still on the timeline.
+    let revealer = dispatcher();
+    let revealed = store
+        .update_case(
+            b.id,
+            Some(1),
+            Box::new(move |c| gridloop_domain::case::reveal(c, &revealer, now)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(revealed, b);
+
+    let events = store.events(a.id).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 3, 4]);
+    assert_eq!(store.events(b.id).await.unwrap().len(), 2);
+    for e in &events {
+        assert_eq!(e.compute_hash(), e.hash);
+    }
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!(report.checked, 5);
+    assert_eq!(report.first_break, None);
+
+    // The database itself refuses edits and deletions.
+    let raw = db.raw().await;
+    let refused = raw
+        .execute("UPDATE events SET actor = 'x' WHERE id = 3", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .as_db_error()
+            .unwrap()
+            .message()
+            .contains("append-only")
+    );
+    assert!(
+        raw.execute("DELETE FROM events WHERE id = 5", &[])
+            .await
+            .is_err()
+    );
+    assert!(raw.batch_execute("TRUNCATE events CASCADE").await.is_err());
+
+    // With the triggers gone, an edit is found by the chain.
+    raw.batch_execute("DROP TRIGGER events_no_update ON events")
+        .await
+        .unwrap();
+    raw.execute(
+        r#"UPDATE events SET details = '{"org":"somewhere else"}' WHERE id = 3"#,
+        &[],
+    )
+    .await
+    .unwrap();
+    let report = store.verify_chain().await.unwrap();
+    let brk = report.first_break.expect("the edit is detected");
+    assert_eq!((brk.event_id, brk.case_id), (3, a.id));
+    assert_eq!(report.checked, 2);
+}
+
+#[tokio::test]
+async fn deleting_the_newest_event_is_detected() {
+    let Some(db) = TestDb::new("chain-delete").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    for i in 0..3 {
+        create(
+            &store,
+            &w,
+            &format!("事件{i}"),
+            GRID_A2,
+            &Actor::Resident,
+            t0(),
+        )
+        .await;
+    }
+    assert_eq!(store.verify_chain().await.unwrap().first_break, None);
+    let raw = db.raw().await;
+    raw.batch_execute("DROP TRIGGER events_no_delete ON events; DELETE FROM events WHERE id = 3;")
+        .await
+        .unwrap();
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!(report.checked, 2);
+    assert_eq!(report.first_break.unwrap().event_id, 3);
+
+    // Garbage in the details is a break too, not an error of the walk.
+    raw.batch_execute(
+        "DROP TRIGGER events_no_update ON events; UPDATE events SET details = 'not json' WHERE id = 1;",
+    )
+    .await
+    .unwrap();
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!(report.first_break.unwrap().event_id, 1);
+}
+
+#[tokio::test]
+async fn measures_count_at_the_area_and_its_ancestors() {
+    let Some(db) = TestDb::new("rollups").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let now = t0();
+    let day = local_day(&w, now);
+    let a = create(&store, &w, "噪音扰民", GRID_A1, &Actor::Resident, now).await;
+    create(&store, &w, "违章停车", GRID_B1, &Actor::Resident, now).await;
+    act(
+        &store,
+        a.id,
+        accept(),
+        dispatcher(),
+        Resolved::default(),
+        now,
+    )
+    .await
+    .unwrap();
+
+    let codes: Vec<String> = [
+        CITY,
+        STREET,
+        COMMUNITY_A,
+        GRID_A1,
+        GRID_A2,
+        COMMUNITY_B,
+        GRID_B1,
+    ]
+    .map(String::from)
+    .to_vec();
+    let counters = store.counters(&codes, day, day).await.unwrap();
+    let received = |code: &str| counters[code].received;
+    assert_eq!(received(GRID_A1), 1);
+    assert_eq!(received(COMMUNITY_A), 1);
+    assert_eq!(received(STREET), 1);
+    assert_eq!(received(CITY), 1);
+    assert_eq!(received(GRID_A2), 0);
+    assert_eq!(received(GRID_B1), 0);
+    assert_eq!(counters.len(), codes.len());
+
+    // Outside the period nothing is counted.
+    let before = day - Duration::days(1);
+    let none = store.counters(&codes, before, before).await.unwrap();
+    assert!(none.values().all(Counters::is_zero));
+
+    let gauges = store.gauges(&codes).await.unwrap();
+    assert_eq!(gauges[CITY].get("reported"), Some(&1));
+    assert_eq!(gauges[CITY].get("accepted"), Some(&1));
+    assert_eq!(gauges[GRID_A1].get("accepted"), Some(&1));
+    // Zero gauges are left out.
+    assert_eq!(gauges[GRID_A1].get("reported"), None);
+    assert_eq!(gauges[GRID_B1].get("reported"), Some(&1));
+    assert!(gauges[GRID_A2].is_empty());
+}
+
+#[tokio::test]
+async fn due_cases_come_from_the_due_index() {
+    let Some(db) = TestDb::new("due").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let now = t0();
+    let a = create(&store, &w, "树木倒伏", GRID_A1, &Actor::Resident, now).await;
+    let b = create(&store, &w, "井盖破损", GRID_A1, &Actor::Resident, now).await;
+    assert!(
+        store
+            .due_cases(now + Duration::days(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let a = act(
+        &store,
+        a.id,
+        accept(),
+        dispatcher(),
+        Resolved::default(),
+        now,
+    )
+    .await
+    .unwrap();
+    let due_at = a
+        .due_at
+        .expect("an accepted case falls due at its deadline");
+    assert!(
+        store
+            .due_cases(due_at - Duration::milliseconds(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.due_cases(due_at, 10).await.unwrap(), [a.id]);
+    let later = now + Duration::hours(1);
+    let b = act(
+        &store,
+        b.id,
+        accept(),
+        dispatcher(),
+        Resolved::default(),
+        later,
+    )
+    .await
+    .unwrap();
+    let far = now + Duration::days(30);
+    assert_eq!(store.due_cases(far, 10).await.unwrap(), [a.id, b.id]);
+    assert_eq!(store.due_cases(far, 1).await.unwrap(), [a.id]);
+}
+
+#[tokio::test]
+async fn writes_survive_a_reopen() {
+    let Some(db) = TestDb::new("reopen").await else {
+        return;
+    };
+    let w = World::new();
+    let (case, user_id) = {
+        let store = open_with_tree(&db).await;
+        let case = create(&store, &w, "路面塌陷", GRID_B1, &Actor::Resident, t0()).await;
+        let user = store
+            .create_user(NewUser {
+                username: "li".into(),
+                display_name: "李四".into(),
+                role: Role::Handler,
+                org: GRID_B1.into(),
+                password_hash: "$argon2id$x".into(),
+                created_at: t0(),
+            })
+            .await
+            .unwrap();
+        store.put_setting("intake_org", STREET).await.unwrap();
+        (case, user.id)
+    };
+    let store = db.store().await;
+    assert_eq!(store.case(case.id).await.unwrap(), Some(case.clone()));
+    assert_eq!(store.events(case.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.user_by_username("li").await.unwrap().unwrap().id,
+        user_id
+    );
+    assert_eq!(store.settings().await.unwrap()["intake_org"], STREET);
+    assert_eq!(store.verify_chain().await.unwrap().first_break, None);
+    // Numbering and the chain continue where they were.
+    let next = create(&store, &w, "又一件", GRID_B1, &Actor::Resident, t0()).await;
+    assert_eq!(next.id, case.id + 1);
+    assert_eq!(next.number, format_number(local_day(&w, t0()), 2));
+    assert_eq!(store.verify_chain().await.unwrap().checked, 2);
+}
+
+/// All cases, straight from the store, for comparing lists against.
+async fn all_cases(store: &PgStore) -> Vec<Case> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_cases(CaseFilter {
+                limit: 200,
+                cursor,
+                ..CaseFilter::default()
+            })
+            .await
+            .unwrap();
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// Pages through `filter` with `limit` and returns the ids, checking page sizes.
+async fn paged(store: &PgStore, filter: &CaseFilter, limit: u32) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    for _ in 0..1000 {
+        let page = store
+            .list_cases(CaseFilter {
+                limit,
+                cursor: cursor.clone(),
+                ..filter.clone()
+            })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= limit as usize);
+        if page.next_cursor.is_some() {
+            assert_eq!(page.items.len(), limit as usize);
+        }
+        ids.extend(page.items.iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return ids,
+        }
+    }
+    panic!("pagination does not end");
+}
+
+fn covers(path: &str, p: &str) -> bool {
+    p.starts_with(path)
+}
+
+/// The list a filter must produce, computed the obvious way.
+fn expected(all: &[Case], f: &CaseFilter) -> Vec<i64> {
+    let mut hits: Vec<&Case> = all
+        .iter()
+        .filter(|c| {
+            f.visible_to.as_ref().is_none_or(|v| {
+                covers(&v.path, &c.org_path)
+                    || covers(&v.path, &c.area_path)
+                    || c.created_by.as_deref() == Some(v.username.as_str())
+            }) && (f.statuses.is_empty() || f.statuses.contains(&c.status))
+                && f.org_path.as_deref().is_none_or(|p| covers(p, &c.org_path))
+                && f.area_path
+                    .as_deref()
+                    .is_none_or(|p| covers(p, &c.area_path))
+                && f.overdue.is_none_or(|o| c.overdue == o)
+                && f.channel.is_none_or(|ch| c.channel == ch)
+                && f.category
+                    .as_ref()
+                    .is_none_or(|k| c.category.as_ref() == Some(k))
+                && f.reporter_phone
+                    .as_ref()
+                    .is_none_or(|p| c.reporter.phone.as_ref() == Some(p))
+                && f.q.as_deref().is_none_or(|q| {
+                    c.number.contains(q) || c.title.contains(q) || c.description.contains(q)
+                })
+        })
+        .collect();
+    match f.sort {
+        CaseSort::Newest => hits.sort_by_key(|c| std::cmp::Reverse(c.id)),
+        CaseSort::Deadline => {
+            hits.sort_by_key(|c| (c.deadline.map_or(i64::MAX, |d| d.timestamp_millis()), c.id))
+        }
+        CaseSort::Updated => {
+            hits.sort_by_key(|c| std::cmp::Reverse((c.updated_at.timestamp_millis(), c.id)))
+        }
+    }
+    hits.into_iter().map(|c| c.id).collect()
+}
+
+#[tokio::test]
+async fn lists_filter_by_visibility_and_page_by_keyset() {
+    let Some(db) = TestDb::new("list").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let patrol = user("wang", Role::Handler, GRID_B1);
+    // Mostly grid A1, a few elsewhere: sparse subtrees make the list switch from walking
+    // the sort order to collecting from the path indexes.
+    let mut n = 0;
+    for i in 0..150 {
+        let (area, actor) = match i % 25 {
+            0 => (GRID_B1, Actor::Resident),
+            7 => (GRID_A2, patrol.clone()), // reported by a B1 handler outside B1
+            13 => (GRID_B1, patrol.clone()),
+            _ => (GRID_A1, Actor::Resident),
+        };
+        let now = t0() + Duration::minutes(i);
+        let title = if i % 10 == 3 {
+            "50%_特殊"
+        } else {
+            "普通事件"
+        };
+        let c = create(&store, &w, title, area, &actor, now).await;
+        n += 1;
+        // Accept some (deadline set) at various times; dispatch a few to grid B1.
+        if i % 3 == 0 {
+            let later = now + Duration::minutes(150 - i);
+            act(
+                &store,
+                c.id,
+                accept(),
+                dispatcher(),
+                Resolved::default(),
+                later,
+            )
+            .await
+            .unwrap();
+            if i % 2 == 0 {
+                let (d, r) = dispatch_to(GRID_B1);
+                act(&store, c.id, d, dispatcher(), r, later).await.unwrap();
+            }
+        }
+    }
+    let all = all_cases(&store).await;
+    assert_eq!(all.len(), n);
+
+    let vis = |code: &str, username: &str| {
+        Some(Visibility {
+            path: path_of(code),
+            username: username.into(),
+        })
+    };
+    let filters = [
+        CaseFilter::default(),
+        CaseFilter {
+            visible_to: vis(GRID_B1, "wang"),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            visible_to: vis(GRID_A2, "nobody"),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            visible_to: vis(CITY, "x"),
+            statuses: vec![Status::Reported],
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            visible_to: vis(COMMUNITY_B, "x"),
+            statuses: vec![Status::Accepted, Status::Dispatched],
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            org_path: Some(path_of(GRID_B1)),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            visible_to: vis(STREET, "x"),
+            area_path: Some(path_of(COMMUNITY_B)),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            q: Some("50%_".into()),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            visible_to: vis(GRID_B1, "wang"),
+            q: Some("特殊".into()),
+            ..CaseFilter::default()
+        },
+        CaseFilter {
+            reporter_phone: Some("13800000000".into()),
+            overdue: Some(false),
+            ..CaseFilter::default()
+        },
+    ];
+    for f in &filters {
+        for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
+            let f = CaseFilter { sort, ..f.clone() };
+            let want = expected(&all, &f);
+            for limit in [1, 7, 200] {
+                let got = paged(&store, &f, limit).await;
+                assert_eq!(got, want, "sort {sort:?}, limit {limit}, filter {f:?}");
+            }
+        }
+    }
+
+    // A grid handler sees the cases in their grid and the ones they reported elsewhere.
+    let f = CaseFilter {
+        visible_to: vis(GRID_B1, "wang"),
+        ..CaseFilter::default()
+    };
+    let seen: HashSet<i64> = paged(&store, &f, 50).await.into_iter().collect();
+    let reported_elsewhere = all
+        .iter()
+        .filter(|c| c.area_path == path_of(GRID_A2) && c.org_path == path_of(GRID_A2))
+        .count();
+    assert!(reported_elsewhere > 0);
+    assert!(all.iter().filter(|c| seen.contains(&c.id)).all(|c| {
+        c.org_path.starts_with(&path_of(GRID_B1))
+            || c.area_path.starts_with(&path_of(GRID_B1))
+            || c.created_by.as_deref() == Some("wang")
+    }));
+
+    // Cursors of another sort are refused as bad input.
+    let bad = store
+        .list_cases(CaseFilter {
+            sort: CaseSort::Updated,
+            cursor: Some("12".into()),
+            ..CaseFilter::default()
+        })
+        .await;
+    assert!(matches!(
+        bad,
+        Err(StoreError::Domain(DomainError::Invalid { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn imports_keep_numbers_the_chain_and_measures() {
+    let Some(db) = TestDb::new("import").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let now = t0();
+    let day = local_day(&w, now);
+    let live = create(&store, &w, "先到的", GRID_A1, &Actor::Resident, now).await;
+
+    let mut imports = Vec::new();
+    for seq in [5, 9] {
+        let d = w.report("历史事件", GRID_A2, &Actor::Resident, now);
+        let mut case = d.case.clone();
+        let accepted = gridloop_domain::case::decide(
+            &case,
+            &accept(),
+            &dispatcher(),
+            &Resolved::default(),
+            &w.ctx(now),
+        )
+        .unwrap();
+        let mut measures = MeasureDelta::default();
+        measures.extend(d.measures);
+        measures.extend(accepted.measures);
+        let mut events: Vec<NewEvent> = d.events;
+        events.extend(accepted.events);
+        case = accepted.case;
+        case.number = format_number(day, seq);
+        imports.push(ImportCase {
+            case,
+            events,
+            measures,
+        });
+    }
+    store.import_cases(imports).await.unwrap();
+
+    let imported = store
+        .case_by_number(&format_number(day, 9))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(imported.id, live.id + 2);
+    assert_eq!(imported.status, Status::Accepted);
+    assert_eq!(store.events(imported.id).await.unwrap().len(), 2);
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!((report.checked, report.first_break), (5, None));
+
+    // The live counter continues after the highest imported number of that day.
+    let next = create(&store, &w, "后来的", GRID_A1, &Actor::Resident, now).await;
+    assert_eq!(next.number, format_number(day, 10));
+
+    let c = store
+        .counters(&[GRID_A2.into(), CITY.into()], day, day)
+        .await
+        .unwrap();
+    assert_eq!(c[GRID_A2].received, 2);
+    assert_eq!(c[CITY].received, 2);
+    let g = store.gauges(&[CITY.into()]).await.unwrap();
+    assert_eq!(g[CITY].get("accepted"), Some(&2));
+    assert_eq!(g[CITY].get("reported"), Some(&2));
+
+    // A number taken already fails the whole import.
+    let dup = ImportCase {
+        case: next.clone(),
+        events: vec![],
+        measures: MeasureDelta::default(),
+    };
+    let err = store.import_cases(vec![dup]).await;
+    assert!(matches!(err, Err(StoreError::Duplicate(_))));
+    assert_eq!(all_cases(&store).await.len(), 4);
+}
+
+#[tokio::test]
+async fn orgs_users_sessions_and_keys() {
+    let Some(db) = TestDb::new("directory").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let now = t0();
+
+    let street = store.org(STREET).await.unwrap().unwrap();
+    assert_eq!(street.level, Level::Street);
+    let sub = store
+        .orgs_in_subtree(&path_of(COMMUNITY_A), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        sub.iter().map(|o| o.code.as_str()).collect::<Vec<_>>(),
+        [COMMUNITY_A, GRID_A1, GRID_A2]
+    );
+    let kids = store.child_orgs(STREET).await.unwrap();
+    assert_eq!(
+        kids.iter().map(|o| o.code.as_str()).collect::<Vec<_>>(),
+        [COMMUNITY_A, COMMUNITY_B]
+    );
+    assert_eq!(
+        store
+            .first_org_of_level(Level::Grid)
+            .await
+            .unwrap()
+            .unwrap()
+            .code,
+        GRID_A1
+    );
+    assert!(
+        store
+            .first_org_of_level(Level::Unit)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Upsert by code, with a boundary that comes back only when asked for.
+    let mut grid = store.org(GRID_B1).await.unwrap().unwrap();
+    grid.name = "B1网格(新)".into();
+    grid.boundary = Some(serde_json::json!({
+        "type": "Polygon",
+        "coordinates": [[[120.0, 29.3], [120.1, 29.3], [120.1, 29.4], [120.0, 29.3]]]
+    }));
+    store.put_orgs(vec![grid.clone()]).await.unwrap();
+    assert_eq!(store.orgs_with_boundary().await.unwrap(), [grid.clone()]);
+    let plain = store.orgs_in_subtree(&grid.path, false).await.unwrap();
+    assert_eq!(plain[0].boundary, None);
+    assert_eq!(plain[0].name, "B1网格(新)");
+    assert_eq!(
+        store.orgs_in_subtree(&grid.path, true).await.unwrap(),
+        [grid]
+    );
+
+    let new_user = |username: &str, org: &str| NewUser {
+        username: username.into(),
+        display_name: "用户".into(),
+        role: Role::Dispatcher,
+        org: org.into(),
+        password_hash: "$argon2id$v=19$x".into(),
+        created_at: now,
+    };
+    let u = store.create_user(new_user("zhao", STREET)).await.unwrap();
+    assert_eq!(u.org_path, path_of(STREET));
+    assert!(matches!(
+        store.create_user(new_user("zhao", CITY)).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert!(matches!(
+        store.create_user(new_user("qian", "nope")).await,
+        Err(StoreError::NotFound)
+    ));
+    store.create_user(new_user("sun", GRID_A1)).await.unwrap();
+    let in_a = store.users_in_subtree(&path_of(COMMUNITY_A)).await.unwrap();
+    assert_eq!(
+        in_a.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(),
+        ["sun"]
+    );
+    assert_eq!(
+        store.user_by_username("zhao").await.unwrap(),
+        Some(u.clone())
+    );
+
+    store
+        .create_session("tok", u.id, now, now + Duration::hours(8))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_user("tok", now).await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(
+        store
+            .session_user("tok", now + Duration::hours(9))
+            .await
+            .unwrap(),
+        None
+    );
+    store.delete_session("tok").await.unwrap();
+    assert_eq!(store.session_user("tok", now).await.unwrap(), None);
+
+    let k = store.create_api_key("open311", "kh", now).await.unwrap();
+    assert_eq!(store.api_key_by_hash("kh").await.unwrap(), Some(k));
+    assert!(matches!(
+        store.create_api_key("open311", "other", now).await,
+        Err(StoreError::Duplicate(_))
+    ));
+
+    let group = |code: &str, tier: u8, org: &str| TowerGroup {
+        code: code.into(),
+        name: format!("{code}塔群"),
+        tier,
+        parent: None,
+        org: org.into(),
+        org_path: path_of(org),
+        commander_name: "周".into(),
+        commander_phone: None,
+        members: 12,
+    };
+    store
+        .put_tower_groups(vec![group("T1", 1, STREET), group("T2", 2, COMMUNITY_B)])
+        .await
+        .unwrap();
+    let groups = store.tower_groups(&path_of(COMMUNITY_B)).await.unwrap();
+    assert_eq!(groups, [group("T2", 2, COMMUNITY_B)]);
+    assert_eq!(store.tower_groups(&path_of(CITY)).await.unwrap().len(), 2);
+    assert!(
+        store
+            .put_tower_groups(vec![group("T9", 4, CITY)])
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn calendars_settings_and_attachments() {
+    let Some(db) = TestDb::new("config").await else {
+        return;
+    };
+    let store = db.store().await;
+    let year = CalendarYear {
+        year: 2026,
+        source: "国办发明电".into(),
+        holidays: vec![NamedDay {
+            date: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            name: "国庆节".into(),
+        }],
+        workdays: vec![],
+    };
+    store.put_calendar_year(&year).await.unwrap();
+    store.put_calendar_year(&year).await.unwrap();
+    assert_eq!(store.calendar_years().await.unwrap(), [year]);
+
+    store.put_setting("a", "1").await.unwrap();
+    store.put_setting("a", "2").await.unwrap();
+    assert_eq!(store.settings().await.unwrap()["a"], "2");
+
+    let bytes = b"\x89PNG fake image".to_vec();
+    let meta = Attachment {
+        id: "whatever the client says".into(),
+        content_type: "image/png".into(),
+        size: 0,
+        uploaded_by: "resident".into(),
+        created_at: t0(),
+    };
+    let stored = store
+        .put_attachment(meta.clone(), bytes.clone())
+        .await
+        .unwrap();
+    assert_eq!(stored.id.len(), 64);
+    assert_eq!(stored.size, bytes.len() as u64);
+    let again = store
+        .put_attachment(
+            Attachment {
+                uploaded_by: "someone else".into(),
+                ..meta
+            },
+            bytes.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, stored);
+    let (m, b) = store.attachment(&stored.id).await.unwrap().unwrap();
+    assert_eq!((m, b), (stored.clone(), bytes.clone()));
+    // The bytes are in the database, where every server finds them.
+    let raw = db.raw().await;
+    let row = raw
+        .query_one("SELECT bytes FROM attachments WHERE id = $1", &[&stored.id])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Vec<u8>>(0), bytes);
+    assert_eq!(store.attachment("../gridloop.db").await.unwrap(), None);
+    assert_eq!(store.attachment(&"0".repeat(64)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_failing_job_does_not_undo_its_batch() {
+    let Some(db) = TestDb::new("batch").await else {
+        return;
+    };
+    let store = std::sync::Arc::new(open_with_tree(&db).await);
+    let w = std::sync::Arc::new(World::new());
+    let now = t0();
+    // Many concurrent jobs share batches; every other one fails in its closure.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (store, w) = (store.clone(), w.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = create(&store, &w, "并发", GRID_A1, &Actor::Resident, now).await;
+            let fail = i % 2 == 0;
+            let r = store
+                .update_case(
+                    c.id,
+                    None,
+                    Box::new(move |c| {
+                        if fail {
+                            Err(DomainError::InvalidState("no".into()))
+                        } else {
+                            let w = World::new();
+                            gridloop_domain::case::decide(
+                                c,
+                                &Action::Comment { text: "ok".into() },
+                                &dispatcher(),
+                                &Resolved::default(),
+                                &w.ctx(now),
+                            )
+                        }
+                    }),
+                )
+                .await;
+            (c.id, fail, r.is_ok())
+        }));
+    }
+    for t in tasks {
+        let (id, fail, ok) = t.await.unwrap();
+        assert_eq!(ok, !fail);
+        let events = store.events(id).await.unwrap();
+        assert_eq!(events.len(), if fail { 1 } else { 2 });
+    }
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!((report.checked, report.first_break), (60, None));
+}
