@@ -218,7 +218,13 @@ pub(crate) async fn export(
     while section < SECTIONS.len() {
         let s = &SECTIONS[section];
         let n = s.keys.len();
-        let key_text: Vec<String> = s.keys.iter().map(|(k, _)| format!("{k}::text")).collect();
+        // Aliased: an output column named like a key column would make ORDER BY ambiguous.
+        let key_text: Vec<String> = s
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| format!("{k}::text AS export_key_{i}"))
+            .collect();
         let key_cols: Vec<&str> = s.keys.iter().map(|(k, _)| *k).collect();
         let mut sql = format!(
             "SELECT {}, {} FROM {}",
