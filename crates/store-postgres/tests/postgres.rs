@@ -397,7 +397,7 @@ async fn fill(store: &PgStore) {
             .case;
         if i % 2 == 0 {
             act(
-                &store,
+                store,
                 c.id,
                 accept(),
                 dispatcher(),
