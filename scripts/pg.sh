@@ -27,7 +27,7 @@ find_bin() {
         return 0
     fi
     local d
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
         if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
             echo "$d"
             return 0
@@ -76,8 +76,10 @@ start() {
     dir=$(cd "$dir" && pwd)
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres: "$dir"
-        # The owner must be able to reach DIR through its parents.
-        chmod o+x "$(dirname "$dir")" 2>/dev/null || true
+        if ! runuser -u postgres -- test -w "$dir"; then
+            echo "pg.sh: the postgres user cannot reach $dir; choose a DIR whose parents it may enter (e.g. under /tmp)" >&2
+            exit 1
+        fi
     fi
     as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
