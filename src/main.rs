@@ -15,6 +15,7 @@ use gridloop_domain::policy::Policy;
 use gridloop_domain::role::Role;
 use gridloop_http::{AppState, Clock, auth};
 use gridloop_store::{NewUser, Store};
+use gridloop_store_postgres::PgStore;
 use gridloop_store_sqlite::SqliteStore;
 
 #[derive(Parser)]
@@ -205,15 +206,37 @@ async fn open_store(data: &Path, database_url: Option<&str>) -> Res<Arc<dyn Stor
     Ok(Arc::new(store))
 }
 
+/// A PostgreSQL store; its schema is migrated on connecting.
 async fn open_url(url: &str) -> Res<Arc<dyn Store>> {
-    Err(format!(
-        "{url}: PostgreSQL is not available in this build yet; use the embedded store (--data)"
-    ))
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(format!(
+            "{}: the database URL must start with postgres:// or postgresql://",
+            redact(url)
+        ));
+    }
+    let store = PgStore::connect(url)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", redact(url)))?;
+    Ok(Arc::new(store))
+}
+
+/// A database URL fit for messages: without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// A store named on the command line of `copy`: `sqlite:DIR` or `postgres://…`.
 async fn open_spec(spec: &str) -> Res<Arc<dyn Store>> {
-    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+    if spec.contains("://") {
         return open_url(spec).await;
     }
     match spec.strip_prefix("sqlite:") {
