@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of gridloop: formatting, lints, unit, property and integration tests.
+# Runs every test of gridloop: formatting, lints, unit, property and integration tests on
+# both stores (the embedded SQLite and a throwaway PostgreSQL server), and the browser tests.
 # Installs what the tests need on a fresh machine first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,19 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== tests"
-cargo test --workspace
+
+# A PostgreSQL server of our own for this run only: initdb in a temporary folder, a free
+# loopback port, stopped and removed on exit (scripts/pg.sh installs PostgreSQL if missing).
+pg_dir=/tmp/gridloop-test-pg-$$
+pg_url=$(./scripts/pg.sh start "$pg_dir")
+trap './scripts/pg.sh stop "$pg_dir" >/dev/null 2>&1 || true' EXIT
+echo "== PostgreSQL for the tests at $pg_url"
+
+echo "== tests (SQLite)"
+env -u GRIDLOOP_TEST_DATABASE_URL cargo test --workspace --exclude gridloop-store-postgres
+echo "== tests of the PostgreSQL store"
+GRIDLOOP_TEST_DATABASE_URL=$pg_url cargo test -p gridloop-store-postgres
+echo "== integration tests again, on PostgreSQL"
+GRIDLOOP_TEST_DATABASE_URL=$pg_url cargo test -p gridloop --test '*'
+
 ./scripts/e2e.sh
