@@ -53,6 +53,9 @@ use crate::db::{R, RETRIES, is_retryable};
 /// Connections per process: writes serialize on the chain head anyway, and reads are short.
 const POOL_SIZE: usize = 16;
 
+/// How long opening a connection may take (unless the URL says `connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The advisory lock the overdue sweep holds ("gridswep").
 const SWEEP_LOCK: i64 = 0x6772_6964_7377_6570;
 
@@ -106,8 +109,15 @@ impl PgStore {
 
     /// [`PgStore::connect`] with a pool of `pool_size` connections.
     pub async fn connect_with(url: &str, pool_size: usize) -> Result<PgStore> {
-        let config = tokio_postgres::Config::from_str(url)
+        let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("not a PostgreSQL URL: {e}")))?;
+        // An unreachable server is an error after a while, not a request hanging forever.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("gridloop");
+        }
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
