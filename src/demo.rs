@@ -105,16 +105,16 @@ pub async fn seed(
 
 // --- the map ---------------------------------------------------------------------------
 
-struct CommunitySpec {
-    name: &'static str,
+pub(crate) struct CommunitySpec {
+    pub(crate) name: &'static str,
     /// The stem that names its compounds (锦都花园, 喻宅村3巷…).
-    stem: &'static str,
-    village: bool,
+    pub(crate) stem: &'static str,
+    pub(crate) village: bool,
     /// Base chance that a case here closes late: communities differ on purpose, so that the
     /// monthly red/yellow flags mean something.
-    late: f64,
+    pub(crate) late: f64,
     /// Relative case volume (兴业 has 1.8万 residents, the villages far fewer).
-    weight: f64,
+    pub(crate) weight: f64,
 }
 
 const fn spec(name: &'static str, stem: &'static str, late: f64, weight: f64) -> CommunitySpec {
@@ -137,7 +137,7 @@ const fn village(name: &'static str, stem: &'static str, late: f64, weight: f64)
     }
 }
 
-const COMMUNITIES: [CommunitySpec; 15] = [
+pub(crate) const COMMUNITIES: [CommunitySpec; 15] = [
     spec("锦都社区", "锦都", 0.06, 1.2),
     spec("凤凰社区", "凤凰", 0.08, 1.0),
     spec("兴业社区", "兴业", 0.03, 1.5),
@@ -156,7 +156,7 @@ const COMMUNITIES: [CommunitySpec; 15] = [
 ];
 
 /// `(code suffix, name)`, under the street.
-const DEPARTMENTS: [(&str, &str); 5] = [
+pub(crate) const DEPARTMENTS: [(&str, &str); 5] = [
     ("D01", "城管办"),
     ("D02", "建设办"),
     ("D03", "综合行政执法队"),
@@ -178,9 +178,9 @@ const DY: f64 = 0.004;
 /// convex quadrilateral while the map no longer looks like graph paper.
 const JITTER: f64 = 0.18;
 
-type Point = (f64, f64);
+pub(crate) type Point = (f64, f64);
 
-fn round6(x: f64) -> f64 {
+pub(crate) fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
@@ -210,7 +210,7 @@ fn lattice(rng: &mut StdRng) -> Vec<Vec<Point>> {
         .collect()
 }
 
-fn polygon(ring: &[Point]) -> Value {
+pub(crate) fn polygon(ring: &[Point]) -> Value {
     let mut coords: Vec<Value> = ring.iter().map(|(x, y)| json!([x, y])).collect();
     if let Some(first) = coords.first().cloned() {
         coords.push(first);
@@ -229,13 +229,13 @@ fn block_ring(v: &[Vec<Point>], x0: usize, x1: usize, y0: usize, y1: usize) -> V
     ring
 }
 
-struct Grid {
-    org: Org,
+pub(crate) struct Grid {
+    pub(crate) org: Org,
     /// South-west, south-east, north-east, north-west.
-    quad: [Point; 4],
-    units: Vec<String>,
+    pub(crate) quad: [Point; 4],
+    pub(crate) units: Vec<String>,
     /// The tier-2 tower group's commander (name, phone), who relays 塔群求助.
-    commander: (String, String),
+    pub(crate) commander: (String, String),
 }
 
 impl Grid {
@@ -257,30 +257,40 @@ impl Grid {
     }
 }
 
-struct Community {
-    org: Org,
-    spec: &'static CommunitySpec,
-    grids: Vec<Grid>,
+pub(crate) struct Community {
+    pub(crate) org: Org,
+    pub(crate) spec: &'static CommunitySpec,
+    pub(crate) grids: Vec<Grid>,
+    /// The volunteer who reports with photos here.
+    pub(crate) volunteer: String,
 }
 
-struct DemoUser {
-    username: String,
-    display_name: String,
-    role: Role,
-    org: String,
+pub(crate) struct DemoUser {
+    pub(crate) username: String,
+    pub(crate) display_name: String,
+    pub(crate) role: Role,
+    pub(crate) org: String,
 }
 
-struct World {
+/// One street and its people: the demo city is one, a benchmark province a thousand.
+pub(crate) struct World {
     /// Every org, parents first.
-    orgs: Vec<Org>,
-    communities: Vec<Community>,
-    departments: Vec<Org>,
-    tower_groups: Vec<TowerGroup>,
-    users: Vec<DemoUser>,
-    actors: HashMap<String, Actor>,
+    pub(crate) orgs: Vec<Org>,
+    pub(crate) street: Org,
+    pub(crate) communities: Vec<Community>,
+    /// In the order of [`DEPARTMENTS`].
+    pub(crate) departments: Vec<Org>,
+    pub(crate) tower_groups: Vec<TowerGroup>,
+    pub(crate) users: Vec<DemoUser>,
+    pub(crate) actors: HashMap<String, Actor>,
     /// The handler who claims cases assigned to an org (grid, community, department).
-    handler_of: HashMap<String, String>,
-    levels: HashMap<String, Level>,
+    pub(crate) handler_of: HashMap<String, String>,
+    /// Every org a case can reach, the street's ancestors included.
+    pub(crate) levels: HashMap<String, Level>,
+    /// Usernames of the street's centre (四个平台), its leader and its inspector.
+    pub(crate) dispatcher: String,
+    pub(crate) leader: String,
+    pub(crate) inspector: String,
 }
 
 impl World {
@@ -297,7 +307,7 @@ impl World {
         }
     }
 
-    fn actor(&self, username: &str) -> Result<Actor, DomainError> {
+    pub(crate) fn actor(&self, username: &str) -> Result<Actor, DomainError> {
         self.actors
             .get(username)
             .cloned()
@@ -313,7 +323,12 @@ impl World {
     }
 }
 
-fn child(parent: &Org, code: String, name: String, level: Level) -> Result<Org, DomainError> {
+pub(crate) fn child(
+    parent: &Org,
+    code: String,
+    name: String,
+    level: Level,
+) -> Result<Org, DomainError> {
     Ok(Org {
         path: Org::child_path(Some(parent), &code, level)?,
         parent: Some(parent.code.clone()),
@@ -485,6 +500,7 @@ fn build_world() -> Result<World, DomainError> {
             org: c,
             spec,
             grids,
+            volunteer: format!("volunteer{}", ci + 1),
         });
     }
 
@@ -515,6 +531,7 @@ fn build_world() -> Result<World, DomainError> {
     let levels = orgs.iter().map(|o| (o.code.clone(), o.level)).collect();
     Ok(World {
         orgs,
+        street,
         communities,
         departments,
         tower_groups,
@@ -522,15 +539,23 @@ fn build_world() -> Result<World, DomainError> {
         actors,
         handler_of,
         levels,
+        dispatcher: "dispatcher".into(),
+        leader: "leader".into(),
+        inspector: "inspector".into(),
     })
 }
 
-const COMPOUND_SUFFIXES: [&str; 6] = ["花园", "新村", "小区", "家园", "公寓", "苑"];
+pub(crate) const COMPOUND_SUFFIXES: [&str; 6] = ["花园", "新村", "小区", "家园", "公寓", "苑"];
 
 /// Three or four units in the `grid`-th grid of a community: in town its compound and some
 /// of the compound's buildings, in a village its villagers' group and some of its lanes.
 /// Names are unique within the community (each grid has its own compound or lane numbers).
-fn unit_names(rng: &mut StdRng, spec: &CommunitySpec, grid: usize, compound: &str) -> Vec<String> {
+pub(crate) fn unit_names(
+    rng: &mut StdRng,
+    spec: &CommunitySpec,
+    grid: usize,
+    compound: &str,
+) -> Vec<String> {
     let n = rng.random_range(3..=4);
     // Lanes are numbered through the village, eight to a grid; buildings per compound.
     let pool = if spec.village { 8 } else { 24 };
@@ -565,11 +590,11 @@ const GIVEN: &[&str] = &[
     "勇", "海", "涛", "波", "霞", "春", "秀", "兰", "志", "文", "亮", "晓", "斌", "琴", "飞", "鹏",
 ];
 
-fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+pub(crate) fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
-fn person(rng: &mut StdRng) -> String {
+pub(crate) fn person(rng: &mut StdRng) -> String {
     let mut s = pick(rng, SURNAMES).to_string();
     s.push_str(pick::<&str>(rng, GIVEN));
     if rng.random_bool(0.7) {
@@ -578,7 +603,7 @@ fn person(rng: &mut StdRng) -> String {
     s
 }
 
-fn phone(rng: &mut StdRng) -> String {
+pub(crate) fn phone(rng: &mut StdRng) -> String {
     const PREFIXES: &[&str] = &[
         "138", "139", "135", "136", "137", "150", "151", "158", "159", "187", "188", "133", "153",
         "180", "189", "177", "186", "155",
@@ -1277,7 +1302,7 @@ fn channel_prefix(c: Channel) -> &'static str {
     }
 }
 
-fn weighted<T>(rng: &mut StdRng, items: &[T], weight: impl Fn(&T) -> f64) -> usize {
+pub(crate) fn weighted<T>(rng: &mut StdRng, items: &[T], weight: impl Fn(&T) -> f64) -> usize {
     let total: f64 = items.iter().map(&weight).sum();
     let mut x = rng.random_range(0.0..total);
     for (i, it) in items.iter().enumerate() {
@@ -1298,13 +1323,13 @@ struct Generated {
 
 /// One case to play: when and where it was reported, and where (if anywhere) its progress
 /// is frozen so that the present holds cases in every open state.
-struct Plan {
-    at: DateTime<Utc>,
+pub(crate) struct Plan {
+    pub(crate) at: DateTime<Utc>,
     community: usize,
     grid: usize,
     template: &'static Template,
     channel: Channel,
-    stall: Option<Status>,
+    pub(crate) stall: Option<Status>,
 }
 
 fn generate(cal: &Calendar, policy: &Policy, now: DateTime<Utc>) -> Result<Generated, DomainError> {
@@ -1385,57 +1410,77 @@ fn plan(w: &World, rng: &mut StdRng, cal: &Calendar, now: DateTime<Utc>) -> Plan
         if !cal.is_working_day(day) && rng.random_bool(0.45) {
             continue;
         }
-        let month = day.month();
-        let fits: Vec<&'static Template> = TEMPLATES
-            .iter()
-            .filter(|t| t.months.is_empty() || t.months.contains(&month))
-            .collect();
-        let template = fits[weighted(rng, &fits, |t| f64::from(t.weight))];
-        let channel = template.channels[weighted(rng, template.channels, |c| channel_weight(*c))];
-        let minute = match channel {
-            Channel::NightVisit => rng.random_range(19 * 60..21 * 60 + 30),
-            Channel::CameraAlert => rng.random_range(6 * 60..23 * 60),
-            _ if rng.random_bool(0.8) => rng.random_range(8 * 60..18 * 60),
-            _ => rng.random_range(18 * 60..22 * 60 + 30),
-        };
-        let time =
-            NaiveTime::MIN + Duration::minutes(minute) + Duration::seconds(rng.random_range(0..60));
-        let Some(at) = cal.tz.from_local_datetime(&day.and_time(time)).earliest() else {
-            continue;
-        };
-        let at = at.with_timezone(&Utc);
-        if at >= now - Duration::minutes(20) {
-            continue;
+        if let Some(p) = plan_on(community, grid, day, rng, cal, now) {
+            return p;
         }
-        return Plan {
-            at,
-            community,
-            grid,
-            template,
-            channel,
-            stall: None,
-        };
     }
+}
+
+/// What is reported in a grid on a local day, at what time and on which channel; `None`
+/// when the drawn moment does not exist (a DST gap) or lies too close to `now`.
+pub(crate) fn plan_on(
+    community: usize,
+    grid: usize,
+    day: NaiveDate,
+    rng: &mut StdRng,
+    cal: &Calendar,
+    now: DateTime<Utc>,
+) -> Option<Plan> {
+    let month = day.month();
+    let fits: Vec<&'static Template> = TEMPLATES
+        .iter()
+        .filter(|t| t.months.is_empty() || t.months.contains(&month))
+        .collect();
+    let template = fits[weighted(rng, &fits, |t| f64::from(t.weight))];
+    let channel = template.channels[weighted(rng, template.channels, |c| channel_weight(*c))];
+    let minute = match channel {
+        Channel::NightVisit => rng.random_range(19 * 60..21 * 60 + 30),
+        Channel::CameraAlert => rng.random_range(6 * 60..23 * 60),
+        _ if rng.random_bool(0.8) => rng.random_range(8 * 60..18 * 60),
+        _ => rng.random_range(18 * 60..22 * 60 + 30),
+    };
+    let time =
+        NaiveTime::MIN + Duration::minutes(minute) + Duration::seconds(rng.random_range(0..60));
+    let at = cal
+        .tz
+        .from_local_datetime(&day.and_time(time))
+        .earliest()?
+        .with_timezone(&Utc);
+    if at >= now - Duration::minutes(20) {
+        return None;
+    }
+    Some(Plan {
+        at,
+        community,
+        grid,
+        template,
+        channel,
+        stall: None,
+    })
 }
 
 /// Freezes some recent cases where they stand, so that the present has a backlog: a good
 /// share of the last week's cases are still being handled, and a few old ones are stuck
 /// (overdue, supervised and escalated by the sweep).
 fn assign_stalls(plans: &mut [Plan], rng: &mut StdRng, now: DateTime<Utc>) {
-    use Status::*;
     for p in plans.iter_mut() {
-        let age = now - p.at;
-        p.stall = if age < Duration::hours(24) {
-            rng.random_bool(0.7)
-                .then(|| *pick(rng, &[Reported, Accepted, Dispatched, InProgress, Replied]))
-        } else if age < Duration::days(7) {
-            rng.random_bool(0.45)
-                .then(|| *pick(rng, &[Dispatched, InProgress, InProgress, Replied]))
-        } else if age < Duration::days(60) {
-            rng.random_bool(0.02).then_some(InProgress)
-        } else {
-            None
-        };
+        p.stall = stall(now - p.at, rng);
+    }
+}
+
+/// Where a case of this age stays frozen, if anywhere (see [`assign_stalls`]).
+pub(crate) fn stall(age: Duration, rng: &mut StdRng) -> Option<Status> {
+    use Status::*;
+    if age < Duration::hours(24) {
+        rng.random_bool(0.7)
+            .then(|| *pick(rng, &[Reported, Accepted, Dispatched, InProgress, Replied]))
+    } else if age < Duration::days(7) {
+        rng.random_bool(0.45)
+            .then(|| *pick(rng, &[Dispatched, InProgress, InProgress, Replied]))
+    } else if age < Duration::days(60) {
+        rng.random_bool(0.02).then_some(InProgress)
+    } else {
+        None
     }
 }
 
@@ -1450,14 +1495,14 @@ enum Step {
 }
 
 /// One case on its simulated clock.
-struct Sim<'a> {
+pub(crate) struct Sim<'a> {
     cal: &'a Calendar,
     policy: &'a Policy,
     now: DateTime<Utc>,
     t: DateTime<Utc>,
-    case: Case,
-    events: Vec<NewEvent>,
-    measures: MeasureDelta,
+    pub(crate) case: Case,
+    pub(crate) events: Vec<NewEvent>,
+    pub(crate) measures: MeasureDelta,
 }
 
 impl<'a> Sim<'a> {
@@ -1642,7 +1687,7 @@ fn resolved(org: &Org) -> Resolved {
 }
 
 /// Plays one case from its report to where it stands at `now`.
-fn simulate<'a>(
+pub(crate) fn simulate<'a>(
     w: &World,
     p: &Plan,
     rng: &mut StdRng,
@@ -1687,7 +1732,7 @@ fn report<'a>(
     let (actor, reporter) = match p.channel {
         Channel::ResidentWeb => (Actor::Resident, resident),
         Channel::Open311 => (Actor::ApiClient("demo".into()), resident),
-        Channel::Hotline => (w.actor("dispatcher")?, resident),
+        Channel::Hotline => (w.actor(&w.dispatcher)?, resident),
         Channel::NightVisit => (w.handler(&comm.org.code)?, resident),
         Channel::DoorVisit => (grid_worker, resident),
         Channel::TowerGroup => (
@@ -1698,12 +1743,9 @@ fn report<'a>(
             },
         ),
         Channel::GridPatrol => (grid_worker, Reporter::default()),
-        Channel::Volunteer => (
-            w.actor(&format!("volunteer{}", p.community + 1))?,
-            Reporter::default(),
-        ),
+        Channel::Volunteer => (w.actor(&comm.volunteer)?, Reporter::default()),
         Channel::CameraAlert => (Actor::ApiClient("tianyan".into()), Reporter::default()),
-        Channel::Inspection => (w.actor("inspector")?, Reporter::default()),
+        Channel::Inspection => (w.actor(&w.inspector)?, Reporter::default()),
     };
     // Residents often leave the category to the centre, which sets it on accept.
     let self_reported = matches!(p.channel, Channel::ResidentWeb | Channel::Open311);
@@ -1716,9 +1758,9 @@ fn report<'a>(
         location: Some(grid.random_point(rng)),
         // Village lanes already carry the village's name.
         address: Some(if place.starts_with(comm.org.name.as_str()) {
-            format!("稠江街道{place}")
+            format!("{}{place}", w.street.name)
         } else {
-            format!("稠江街道{}{place}", comm.org.name)
+            format!("{}{}{place}", w.street.name, comm.org.name)
         }),
         reporter,
         attachments: vec![],
@@ -1832,8 +1874,8 @@ fn play(
     rng: &mut StdRng,
 ) -> Result<(), DomainError> {
     let tpl = p.template;
-    let centre = w.actor("dispatcher")?;
-    let leader = w.actor("leader")?;
+    let centre = w.actor(&w.dispatcher)?;
+    let leader = w.actor(&w.leader)?;
     let none = Resolved::default();
     let mut returned = false;
     let mut escalated = false;
@@ -1893,7 +1935,12 @@ fn play(
                 };
                 sim.act(t + mins(rng, 2, 30), action, &centre, &resolved(target))?
             }
-            Status::Dispatched if sim.case.org == STREET || sim.case.org == CITY => {
+            Status::Dispatched
+                if matches!(
+                    w.levels.get(&sim.case.org),
+                    Some(Level::Street | Level::City)
+                ) =>
+            {
                 // Escalated to the top: the centre hands it to a functional department.
                 let dept = &w.departments[tpl.dept];
                 let action = Action::Dispatch {

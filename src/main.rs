@@ -1,5 +1,6 @@
 //! The `gridloop` binary: commands of CONTRACT.md over the library crates.
 
+mod bench;
 mod demo;
 
 use std::io::Read;
@@ -47,6 +48,9 @@ enum Command {
     /// Manage API keys for Open311 clients and camera platforms.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Province-scale benchmarks: seed, load, sweep (docs/performance.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print the OpenAPI document.
     Openapi,
     /// Create or update the database schema, then exit (servers also do this at start).
@@ -448,6 +452,7 @@ async fn run(cli: Cli) -> Res<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Copy { from, to } => copy(&from, &to).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
         Command::Openapi => {
             let doc = gridloop_http::routes::openapi();
             println!("{}", doc.to_pretty_json().map_err(|e| e.to_string())?);
