@@ -9,7 +9,10 @@
 //! a cycle.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::Poll;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Transaction;
@@ -113,14 +116,70 @@ pub(crate) fn parse_doc(id: i64, doc: &str) -> R<Case> {
 
 /// Inserts a case row as it is (id and number included).
 pub(crate) async fn insert_case(tx: &Transaction<'_>, case: &Case) -> R<()> {
-    let row = CaseRow::new(case)?;
     let stmt = tx.prepare_cached(INSERT_CASE).await?;
-    match tx.execute(&stmt, &row.params()).await {
+    write_case(tx, &stmt, case).await
+}
+
+/// Runs [`INSERT_CASE`] or [`UPDATE_CASE`] for the case. Sends the statement before its
+/// first await, so that it keeps its place in a [`Pipeline`].
+async fn write_case(tx: &Transaction<'_>, stmt: &Statement, case: &Case) -> R<()> {
+    let row = CaseRow::new(case)?;
+    match tx.execute(stmt, &row.params()).await {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
             Err(StoreError::Duplicate(format!("case number {} already exists", case.number)).into())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// One statement of a [`Pipeline`].
+type Step<'t> = Pin<Box<dyn Future<Output = R<()>> + Send + 't>>;
+
+/// Statements sent to the server at once. The server runs them one after another in the
+/// order pushed (a failure aborts the transaction, and so the rest), while the client waits
+/// for all their answers together: one round trip instead of one each, which matters most
+/// while the chain head is locked. Every statement must be prepared before it is pushed,
+/// so that a step sends its statement on its first poll.
+#[derive(Default)]
+pub(crate) struct Pipeline<'t> {
+    steps: Vec<Step<'t>>,
+}
+
+impl<'t> Pipeline<'t> {
+    pub fn push(&mut self, step: impl Future<Output = R<()>> + Send + 't) {
+        self.steps.push(Box::pin(step));
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Runs the steps and reports the first failure. Each poll goes through the steps in
+    /// order, so they are sent in order (a general-purpose join may poll in any order).
+    pub async fn run(&mut self) -> R<()> {
+        let mut steps: Vec<Option<Step<'t>>> = std::mem::take(&mut self.steps)
+            .into_iter()
+            .map(Some)
+            .collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for slot in steps.iter_mut() {
+                if let Some(step) = slot {
+                    match step.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => *slot = None,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        })
+        .await
     }
 }
 
@@ -202,28 +261,42 @@ pub(crate) async fn bump_number(tx: &Transaction<'_>, day: &str, seq: i64) -> R<
 }
 
 pub(crate) async fn create_case(tx: &Transaction<'_>, req: &CreateCase) -> R<Created> {
-    // The chain head first: it serializes every case insert, so the idempotency check below
-    // sees any concurrent request with the same key as committed, and ids stay gapless.
-    let mut head = ChainHead::lock(tx).await?;
-    if let Some(k) = &req.idempotency {
-        let stmt = tx
-            .prepare_cached(
-                "SELECT fingerprint, case_id FROM idempotency WHERE scope = $1 AND key = $2",
-            )
-            .await?;
-        if let Some(r) = tx.query_opt(&stmt, &[&k.scope, &k.key]).await? {
-            let (fingerprint, case_id): (String, i64) = (get(&r, 0)?, get(&r, 1)?);
-            if fingerprint != k.fingerprint {
-                return Err(StoreError::IdempotencyMismatch.into());
-            }
-            let case = load_case(&**tx, case_id).await?.ok_or_else(|| {
-                backend(format!("idempotency key refers to missing case {case_id}"))
-            })?;
-            return Ok(Created {
-                case,
-                replayed: true,
-            });
+    // The chain head first: it serializes every case insert, so the reads after it (sent
+    // together with it, run once it is locked, each with a fresh snapshot) see any
+    // concurrent request with the same key as committed, and the next id is free.
+    let lock = tx.prepare_cached(LOCK_HEAD).await?;
+    let seen = tx
+        .prepare_cached(
+            "SELECT fingerprint, case_id FROM idempotency WHERE scope = $1 AND key = $2",
+        )
+        .await?;
+    let max_id = tx
+        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM cases")
+        .await?;
+    let no_key = (String::new(), String::new());
+    let (scope, key) = req
+        .idempotency
+        .as_ref()
+        .map_or((&no_key.0, &no_key.1), |k| (&k.scope, &k.key));
+    let key_params: [&(dyn ToSql + Sync); 2] = [scope, key];
+    let (head, seen, next_id) = tokio::try_join!(
+        tx.query_opt(&lock, &[]),
+        tx.query_opt(&seen, &key_params),
+        tx.query_one(&max_id, &[]),
+    )?;
+    let mut head = ChainHead::from_row(head)?;
+    if let (Some(k), Some(r)) = (&req.idempotency, seen) {
+        let (fingerprint, case_id): (String, i64) = (get(&r, 0)?, get(&r, 1)?);
+        if fingerprint != k.fingerprint {
+            return Err(StoreError::IdempotencyMismatch.into());
         }
+        let case = load_case(&**tx, case_id)
+            .await?
+            .ok_or_else(|| backend(format!("idempotency key refers to missing case {case_id}")))?;
+        return Ok(Created {
+            case,
+            replayed: true,
+        });
     }
 
     let Decision {
@@ -231,42 +304,46 @@ pub(crate) async fn create_case(tx: &Transaction<'_>, req: &CreateCase) -> R<Cre
         events,
         measures,
     } = req.decision.clone();
-    case.id = next_case_id(tx).await?;
+    case.id = get(&next_id, 0)?;
     case.number = next_number(tx, req.number_day).await?;
-    insert_case(tx, &case).await?;
     let region = region_of(&case.area_path);
-    head.append(tx, case.id, &region, Some(0), &events).await?;
-    head.save(tx).await?;
 
+    let insert = tx.prepare_cached(INSERT_CASE).await?;
+    let idempotency = tx.prepare_cached(INSERT_IDEMPOTENCY).await?;
     let mut rollups = RollupDelta::default();
     rollups.add(&case.area_path, &measures);
-    rollups.write(tx).await?;
-
-    if let Some(k) = &req.idempotency {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO idempotency (scope, key, fingerprint, case_id, created_at, region)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+    let rollups = rollups.prepare(tx).await?;
+    let mut p = Pipeline::default();
+    let row = case.clone();
+    p.push(async move { write_case(tx, &insert, &row).await });
+    head.append(tx, &mut p, case.id, &region, 0, &events)
+        .await?;
+    head.save(tx, &mut p).await?;
+    rollups.push(tx, &mut p);
+    if let Some(k) = req.idempotency.clone() {
+        let (id, at) = (case.id, ms(case.created_at));
+        let region = region.clone();
+        p.push(async move {
+            tx.execute(
+                &idempotency,
+                &[&k.scope, &k.key, &k.fingerprint, &id, &at, &region],
             )
             .await?;
-        tx.execute(
-            &stmt,
-            &[
-                &k.scope,
-                &k.key,
-                &k.fingerprint,
-                &case.id,
-                &ms(case.created_at),
-                &region,
-            ],
-        )
-        .await?;
+            Ok(())
+        });
     }
+    p.run().await?;
     Ok(Created {
         case,
         replayed: false,
     })
 }
+
+const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency
+        (scope, key, fingerprint, case_id, created_at, region)
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+const LOCK_HEAD: &str = "SELECT id, hash FROM chain_head WHERE singleton = 1 FOR UPDATE";
 
 /// Runs the decision on the locked case and writes it. `decide` is taken out of its slot
 /// only once the case is locked and its version checked, so that a transaction that failed
@@ -277,13 +354,21 @@ pub(crate) async fn update_case(
     expected_version: Option<i64>,
     decide: &mut Option<CaseUpdate>,
 ) -> R<Case> {
-    let stmt = tx
+    let lock = tx
         .prepare_cached("SELECT doc FROM cases WHERE id = $1 FOR NO KEY UPDATE")
         .await?;
-    let row = tx
-        .query_opt(&stmt, &[&id])
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    // Sent together with the lock and run once it is held: no other writer appends to this
+    // case meanwhile, so the last number stays the last.
+    let last = tx
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE case_id = $1")
+        .await?;
+    let id_param: [&(dyn ToSql + Sync); 1] = [&id];
+    let (row, last) = tokio::try_join!(
+        tx.query_opt(&lock, &id_param),
+        tx.query_one(&last, &id_param)
+    )?;
+    let row = row.ok_or(StoreError::NotFound)?;
+    let last_seq: i64 = get(&last, 0)?;
     let before = parse_doc(id, &get::<String>(&row, 0)?)?;
     if let Some(expected) = expected_version
         && expected != before.version
@@ -309,20 +394,38 @@ pub(crate) async fn update_case(
     case.id = id;
     case.number.clone_from(&before.number);
 
-    // A reveal leaves the case as it was: only its event is written.
-    if case != before {
-        let row = CaseRow::new(&case)?;
-        let stmt = tx.prepare_cached(UPDATE_CASE).await?;
-        tx.execute(&stmt, &row.params()).await?;
-    }
-    let mut head = ChainHead::lock(tx).await?;
-    head.append(tx, id, &region_of(&case.area_path), None, &events)
-        .await?;
-    head.save(tx).await?;
+    // The case row (a reveal leaves the case as it was: only its event is written) goes
+    // out together with the chain head's lock.
+    let update = tx.prepare_cached(UPDATE_CASE).await?;
+    let lock = tx.prepare_cached(LOCK_HEAD).await?;
+    let changed = case != before;
+    let (_, head) = tokio::try_join!(
+        async {
+            if changed {
+                write_case(tx, &update, &case).await?;
+            }
+            Ok::<_, crate::db::Error>(())
+        },
+        async { Ok(tx.query_opt(&lock, &[]).await?) },
+    )?;
+    let mut head = ChainHead::from_row(head)?;
 
     let mut rollups = RollupDelta::default();
     rollups.add(&case.area_path, &measures);
-    rollups.write(tx).await?;
+    let rollups = rollups.prepare(tx).await?;
+    let mut p = Pipeline::default();
+    head.append(
+        tx,
+        &mut p,
+        id,
+        &region_of(&case.area_path),
+        last_seq,
+        &events,
+    )
+    .await?;
+    head.save(tx, &mut p).await?;
+    rollups.push(tx, &mut p);
+    p.run().await?;
     Ok(case)
 }
 
@@ -331,6 +434,8 @@ pub(crate) async fn update_case(
 pub(crate) async fn import_cases(tx: &Transaction<'_>, cases: &[ImportCase]) -> R<()> {
     let mut head = ChainHead::lock(tx).await?;
     let first_id = next_case_id(tx).await?;
+    let insert = tx.prepare_cached(INSERT_CASE).await?;
+    let mut p = Pipeline::default();
     let mut rollups = RollupDelta::default();
     // Numbers taken per day, so the live counter continues after the imported ones.
     let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
@@ -349,18 +454,29 @@ pub(crate) async fn import_cases(tx: &Transaction<'_>, cases: &[ImportCase]) -> 
             let last = last_seq.entry(day).or_default();
             *last = (*last).max(seq);
         }
-        insert_case(tx, &case).await?;
-        head.append(tx, id, &region_of(&case.area_path), Some(0), &imp.events)
-            .await?;
+        let (insert, region) = (insert.clone(), region_of(&case.area_path));
+        head.append(tx, &mut p, id, &region, 0, &imp.events).await?;
         rollups.add(&case.area_path, &imp.measures);
+        // The case before its events: steps run in the order pushed.
+        p.steps.insert(
+            p.len() - imp.events.len(),
+            Box::pin(async move { write_case(tx, &insert, &case).await }),
+        );
+        if p.len() >= IMPORT_BATCH {
+            p.run().await?;
+        }
     }
-    head.save(tx).await?;
-    rollups.write(tx).await?;
+    head.save(tx, &mut p).await?;
+    rollups.prepare(tx).await?.push(tx, &mut p);
+    p.run().await?;
     for (day, seq) in last_seq {
         bump_number(tx, &day.to_string(), seq).await?;
     }
     Ok(())
 }
+
+/// Statements an import sends at once.
+const IMPORT_BATCH: usize = 512;
 
 // --- the chain --------------------------------------------------------------------------
 
@@ -376,58 +492,42 @@ pub(crate) struct ChainHead {
     id: i64,
     hash: String,
     dirty: bool,
-    insert: Option<Statement>,
 }
 
 impl ChainHead {
     /// Locks the head row until the transaction ends. Every writer takes it after any case
     /// row lock and before anything else.
     pub async fn lock(tx: &Transaction<'_>) -> R<ChainHead> {
-        let stmt = tx
-            .prepare_cached("SELECT id, hash FROM chain_head WHERE singleton = 1 FOR UPDATE")
-            .await?;
-        let row = tx
-            .query_opt(&stmt, &[])
-            .await?
-            .ok_or_else(|| backend("the chain head row is missing"))?;
+        let stmt = tx.prepare_cached(LOCK_HEAD).await?;
+        ChainHead::from_row(tx.query_opt(&stmt, &[]).await?)
+    }
+
+    /// The head from the row of [`LOCK_HEAD`].
+    pub fn from_row(row: Option<Row>) -> R<ChainHead> {
+        let row = row.ok_or_else(|| backend("the chain head row is missing"))?;
         Ok(ChainHead {
             id: get(&row, 0)?,
             hash: get(&row, 1)?,
             dirty: false,
-            insert: None,
         })
     }
 
-    /// Appends a case's new events in order. `last_seq` is the case's last event number, when
-    /// the caller knows it (0 for a new case); otherwise it is looked up.
-    pub async fn append(
+    /// Appends a case's new events in order after its last event number `last_seq` (0 for
+    /// a new case): their places and hashes now, their rows with the pipeline.
+    pub async fn append<'t>(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &'t Transaction<'_>,
+        p: &mut Pipeline<'t>,
         case_id: i64,
         region: &str,
-        last_seq: Option<i64>,
+        last_seq: i64,
         events: &[NewEvent],
     ) -> R<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut seq = match last_seq {
-            Some(s) => s,
-            None => {
-                let stmt = tx
-                    .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE case_id = $1")
-                    .await?;
-                get(&tx.query_one(&stmt, &[&case_id]).await?, 0)?
-            }
-        };
-        let insert = match &self.insert {
-            Some(s) => s.clone(),
-            None => {
-                let s = tx.prepare_cached(INSERT_EVENT).await?;
-                self.insert = Some(s.clone());
-                s
-            }
-        };
+        let insert = tx.prepare_cached(INSERT_EVENT).await?;
+        let mut seq = last_seq;
         for e in events {
             let id = self.id + 1;
             seq += 1;
@@ -436,35 +536,41 @@ impl ChainHead {
             );
             let details = serde_json::to_string(&e.details)
                 .map_err(|err| backend(format!("cannot encode event details: {err}")))?;
-            tx.execute(
-                &insert,
-                &[
-                    &id,
-                    &case_id,
-                    &seq,
-                    &e.action,
-                    &e.actor,
-                    &ms(e.at),
-                    &details,
-                    &self.hash,
-                    &hash,
-                    &region,
-                ],
-            )
-            .await?;
+            let (insert, prev) = (insert.clone(), std::mem::replace(&mut self.hash, hash));
+            let (action, actor, at, region) = (
+                e.action.clone(),
+                e.actor.clone(),
+                ms(e.at),
+                region.to_string(),
+            );
+            let hash = self.hash.clone();
+            p.push(async move {
+                tx.execute(
+                    &insert,
+                    &[
+                        &id, &case_id, &seq, &action, &actor, &at, &details, &prev, &hash, &region,
+                    ],
+                )
+                .await?;
+                Ok(())
+            });
             self.id = id;
-            self.hash = hash;
             self.dirty = true;
         }
         Ok(())
     }
 
-    pub async fn save(&self, tx: &Transaction<'_>) -> R<()> {
+    /// Records the new end of the chain (with the pipeline), if anything was appended.
+    pub async fn save<'t>(&self, tx: &'t Transaction<'_>, p: &mut Pipeline<'t>) -> R<()> {
         if self.dirty {
             let stmt = tx
                 .prepare_cached("UPDATE chain_head SET id = $1, hash = $2 WHERE singleton = 1")
                 .await?;
-            tx.execute(&stmt, &[&self.id, &self.hash]).await?;
+            let (id, hash) = (self.id, self.hash.clone());
+            p.push(async move {
+                tx.execute(&stmt, &[&id, &hash]).await?;
+                Ok(())
+            });
         }
         Ok(())
     }
@@ -599,68 +705,102 @@ impl RollupDelta {
         }
     }
 
-    /// One statement per table, the rows as arrays: a write touches a handful of rows
-    /// (the area and its ancestors), in key order.
-    pub async fn write(&self, tx: &Transaction<'_>) -> R<()> {
+    /// Prepares the statements for the rows to write: one statement per table, the rows
+    /// as arrays (a write touches a handful of rows: the area and its ancestors, in key
+    /// order).
+    pub async fn prepare(self, tx: &Transaction<'_>) -> R<RollupWrite> {
         let counters: Vec<_> = self
             .counters
-            .iter()
+            .into_iter()
             .filter(|(_, c)| !c.1.is_zero())
             .collect();
-        if !counters.is_empty() {
+        let gauges: Vec<_> = self.gauges.into_iter().filter(|(_, g)| g.1 != 0).collect();
+        let counters_stmt = if counters.is_empty() {
+            None
+        } else {
+            Some(tx.prepare_cached(UPSERT_COUNTERS).await?)
+        };
+        let gauges_stmt = if gauges.is_empty() {
+            None
+        } else {
+            Some(tx.prepare_cached(UPSERT_GAUGES).await?)
+        };
+        Ok(RollupWrite {
+            counters,
+            gauges,
+            counters_stmt,
+            gauges_stmt,
+        })
+    }
+}
+
+type CounterRow = ((String, NaiveDate), (String, Counters));
+type GaugeRow = ((String, &'static str), (String, i64));
+
+/// Rollup rows with their prepared statements, ready for a pipeline.
+pub(crate) struct RollupWrite {
+    counters: Vec<CounterRow>,
+    gauges: Vec<GaugeRow>,
+    counters_stmt: Option<Statement>,
+    gauges_stmt: Option<Statement>,
+}
+
+const UPSERT_COUNTERS: &str = "INSERT INTO rollup_counters (org, day, region, received,
+        closed, closed_on_time, rework, rated, satisfied)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+        $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+    ON CONFLICT (org, day) DO UPDATE SET
+        received = rollup_counters.received + excluded.received,
+        closed = rollup_counters.closed + excluded.closed,
+        closed_on_time = rollup_counters.closed_on_time + excluded.closed_on_time,
+        rework = rollup_counters.rework + excluded.rework,
+        rated = rollup_counters.rated + excluded.rated,
+        satisfied = rollup_counters.satisfied + excluded.satisfied";
+
+const UPSERT_GAUGES: &str = "INSERT INTO rollup_gauges (org, key, n, region)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+    ON CONFLICT (org, key) DO UPDATE SET n = rollup_gauges.n + excluded.n";
+
+impl RollupWrite {
+    pub fn push<'t>(self, tx: &'t Transaction<'_>, p: &mut Pipeline<'t>) {
+        if let Some(stmt) = self.counters_stmt {
+            let rows = self.counters;
             let col = |f: fn(&Counters) -> i64| -> Vec<i64> {
-                counters.iter().map(|(_, (_, c))| f(c)).collect()
+                rows.iter().map(|(_, (_, c))| f(c)).collect()
             };
-            let orgs: Vec<&str> = counters.iter().map(|((o, _), _)| o.as_str()).collect();
-            let days: Vec<String> = counters.iter().map(|((_, d), _)| d.to_string()).collect();
-            let regions: Vec<&str> = counters.iter().map(|(_, (r, _))| r.as_str()).collect();
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO rollup_counters (org, day, region, received, closed,
-                         closed_on_time, rework, rated, satisfied)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
-                         $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
-                     ON CONFLICT (org, day) DO UPDATE SET
-                         received = rollup_counters.received + excluded.received,
-                         closed = rollup_counters.closed + excluded.closed,
-                         closed_on_time = rollup_counters.closed_on_time + excluded.closed_on_time,
-                         rework = rollup_counters.rework + excluded.rework,
-                         rated = rollup_counters.rated + excluded.rated,
-                         satisfied = rollup_counters.satisfied + excluded.satisfied",
+            let (received, closed, on_time) = (
+                col(|c| c.received),
+                col(|c| c.closed),
+                col(|c| c.closed_on_time),
+            );
+            let (rework, rated, satisfied) =
+                (col(|c| c.rework), col(|c| c.rated), col(|c| c.satisfied));
+            let orgs: Vec<String> = rows.iter().map(|((o, _), _)| o.clone()).collect();
+            let days: Vec<String> = rows.iter().map(|((_, d), _)| d.to_string()).collect();
+            let regions: Vec<String> = rows.iter().map(|(_, (r, _))| r.clone()).collect();
+            p.push(async move {
+                tx.execute(
+                    &stmt,
+                    &[
+                        &orgs, &days, &regions, &received, &closed, &on_time, &rework, &rated,
+                        &satisfied,
+                    ],
                 )
                 .await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &orgs,
-                    &days,
-                    &regions,
-                    &col(|c| c.received),
-                    &col(|c| c.closed),
-                    &col(|c| c.closed_on_time),
-                    &col(|c| c.rework),
-                    &col(|c| c.rated),
-                    &col(|c| c.satisfied),
-                ],
-            )
-            .await?;
+                Ok(())
+            });
         }
-        let gauges: Vec<_> = self.gauges.iter().filter(|(_, g)| g.1 != 0).collect();
-        if !gauges.is_empty() {
-            let orgs: Vec<&str> = gauges.iter().map(|((o, _), _)| o.as_str()).collect();
-            let keys: Vec<&str> = gauges.iter().map(|((_, k), _)| *k).collect();
-            let ns: Vec<i64> = gauges.iter().map(|(_, (_, n))| *n).collect();
-            let regions: Vec<&str> = gauges.iter().map(|(_, (r, _))| r.as_str()).collect();
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO rollup_gauges (org, key, n, region)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
-                     ON CONFLICT (org, key) DO UPDATE SET n = rollup_gauges.n + excluded.n",
-                )
-                .await?;
-            tx.execute(&stmt, &[&orgs, &keys, &ns, &regions]).await?;
+        if let Some(stmt) = self.gauges_stmt {
+            let rows = self.gauges;
+            let orgs: Vec<String> = rows.iter().map(|((o, _), _)| o.clone()).collect();
+            let keys: Vec<&'static str> = rows.iter().map(|((_, k), _)| *k).collect();
+            let ns: Vec<i64> = rows.iter().map(|(_, (_, n))| *n).collect();
+            let regions: Vec<String> = rows.iter().map(|(_, (r, _))| r.clone()).collect();
+            p.push(async move {
+                tx.execute(&stmt, &[&orgs, &keys, &ns, &regions]).await?;
+                Ok(())
+            });
         }
-        Ok(())
     }
 }
 
