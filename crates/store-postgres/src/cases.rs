@@ -26,7 +26,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row, Statement};
 
-use crate::db::{R, backend, get, ms, region_of};
+use crate::db::{Error, R, backend, get, ms, region_of};
 
 // --- case rows --------------------------------------------------------------------------
 
@@ -324,12 +324,19 @@ pub(crate) async fn create_case(tx: &Transaction<'_>, req: &CreateCase) -> R<Cre
         let (id, at) = (case.id, ms(case.created_at));
         let region = region.clone();
         p.push(async move {
-            tx.execute(
-                &idempotency,
-                &[&k.scope, &k.key, &k.fingerprint, &id, &at, &region],
-            )
-            .await?;
-            Ok(())
+            let inserted = tx
+                .execute(
+                    &idempotency,
+                    &[&k.scope, &k.key, &k.fingerprint, &id, &at, &region],
+                )
+                .await;
+            match inserted {
+                Ok(_) => Ok(()),
+                // Written by another writer after all (one that does not take the chain
+                // head, like a copy): the next attempt replays it or refuses the mismatch.
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(Error::Retry),
+                Err(e) => Err(e.into()),
+            }
         });
     }
     p.run().await?;

@@ -20,6 +20,9 @@ pub(crate) enum Error {
     Db(#[from] tokio_postgres::Error),
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// Lost a race the next attempt resolves (another process wrote the same key first).
+    #[error("the transaction lost a race with another one")]
+    Retry,
 }
 
 pub(crate) type R<T> = std::result::Result<T, Error>;
@@ -58,10 +61,11 @@ pub(crate) fn code_of(e: &Error) -> Option<&SqlState> {
 /// Whether running the transaction again may succeed: it lost a serialization race or was
 /// chosen as a deadlock's victim.
 pub(crate) fn is_retryable(e: &Error) -> bool {
-    matches!(
-        code_of(e),
-        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
-    )
+    matches!(e, Error::Retry)
+        || matches!(
+            code_of(e),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        )
 }
 
 /// How often a transaction that lost a race is run again.
