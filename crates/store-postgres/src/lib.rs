@@ -12,7 +12,10 @@
 //!   commits. The hash chain is global, so appends are serialized on the `chain_head` row
 //!   (`FOR UPDATE`), always taken after any case row lock: one fixed lock order everywhere,
 //!   so writers never deadlock (module `cases`). Transactions that still lose a race
-//!   (serialization failure, deadlock) are run again a few times.
+//!   (serialization failure, deadlock) are run again a few times; a decision runs at most
+//!   once. The statements of a write are sent in pipelines, so that the chain head is held
+//!   for a few round trips, not one per statement: appends are serialized across all
+//!   processes, and their rate is bounded by that window and the commit.
 //! - **Integrity in the database.** Events are append-only by trigger; the recorded chain
 //!   head reveals deleted newest events; foreign keys guard references.
 //! - **Schema.** Versioned SQL files in `migrations/postgres/`, compiled in and applied at
