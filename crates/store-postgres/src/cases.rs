@@ -162,9 +162,12 @@ impl<'t> Pipeline<'t> {
             .into_iter()
             .map(Some)
             .collect();
+        // The first poll sends every statement. Answers come in order, so afterwards only
+        // the earliest unfinished step can be ready: the others wait behind it.
+        let (mut first, mut sent) = (0, false);
         std::future::poll_fn(|cx| {
             let mut pending = false;
-            for slot in steps.iter_mut() {
+            for slot in steps.iter_mut().skip(first) {
                 if let Some(step) = slot {
                     match step.as_mut().poll(cx) {
                         Poll::Ready(Ok(())) => *slot = None,
@@ -172,7 +175,13 @@ impl<'t> Pipeline<'t> {
                         Poll::Pending => pending = true,
                     }
                 }
+                if !pending {
+                    first += 1;
+                } else if sent {
+                    break;
+                }
             }
+            sent = true;
             if pending {
                 Poll::Pending
             } else {
