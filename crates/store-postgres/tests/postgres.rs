@@ -546,3 +546,56 @@ async fn a_copy_is_exact_and_goes_on_where_the_original_was() {
         Err(StoreError::Domain(DomainError::Invalid { .. }))
     ));
 }
+
+/// A bulk import larger than one pipeline batch: every case before its events, the chain
+/// in order, numbers and measures continued.
+#[tokio::test]
+async fn a_large_import_keeps_order_across_batches() {
+    use gridloop_domain::case::format_number;
+    use gridloop_domain::measures::MeasureDelta;
+    use gridloop_store::ImportCase;
+
+    let Some(db) = TestDb::new("import-batches").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let day = local_day(&w, t0());
+    let imports: Vec<ImportCase> = (1..=300)
+        .map(|seq| {
+            let d = w.report(&format!("历史{seq}"), GRID_A2, &Actor::Resident, t0());
+            let accepted = decide(
+                &d.case,
+                &accept(),
+                &dispatcher(),
+                &Resolved::default(),
+                &w.ctx(t0()),
+            )
+            .unwrap();
+            let mut measures = MeasureDelta::default();
+            measures.extend(d.measures);
+            measures.extend(accepted.measures);
+            let mut events = d.events;
+            events.extend(accepted.events);
+            let mut case = accepted.case;
+            case.number = format_number(day, seq);
+            ImportCase {
+                case,
+                events,
+                measures,
+            }
+        })
+        .collect();
+    store.import_cases(imports).await.unwrap();
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!((report.checked, report.first_break), (600, None));
+    let events = store.events(300).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| (e.id, e.seq)).collect::<Vec<_>>(),
+        [(599, 1), (600, 2)]
+    );
+    let next = create(&store, &w, "之后", GRID_A1, &Actor::Resident, t0()).await;
+    assert_eq!((next.id, next.number), (301, format_number(day, 301)));
+    let g = store.gauges(&[CITY.into()]).await.unwrap();
+    assert_eq!(g[CITY].get("accepted"), Some(&300));
+}
