@@ -23,5 +23,6 @@ echo "== tests of the PostgreSQL store"
 GRIDLOOP_TEST_DATABASE_URL=$pg_url cargo test -p gridloop-store-postgres
 echo "== integration tests again, on PostgreSQL"
 GRIDLOOP_TEST_DATABASE_URL=$pg_url cargo test -p gridloop --test '*'
+echo "== benchmark harness, small (docs/performance.md; timings are not checked)"; bench_dir=$(mktemp -d); cargo run -q -- bench seed --cases 10000 --streets 20 --data "$bench_dir"; cargo run -q -- bench load --data "$bench_dir" --streets 20 --clients 1,4 --seconds 1; cargo run -q -- bench sweep --data "$bench_dir" --passes 2; rm -rf "$bench_dir"
 
 ./scripts/e2e.sh

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use gridloop_domain::DomainError;
 use gridloop_domain::case::{Case, Decision, format_number};
+use gridloop_domain::timeline::NewEvent;
 use gridloop_store::{CaseUpdate, CreateCase, Created, ImportCase, Result, StoreError};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::chain::ChainHead;
+use crate::chain::{ChainHead, PreparedEvent};
 use crate::rollups::RollupDelta;
 use crate::sql::{Db, collect, first, get, is_unique_violation, ms};
 
@@ -28,11 +29,18 @@ struct CaseRow<'a> {
     doc: String,
 }
 
+fn encode(case: &Case) -> Result<String> {
+    serde_json::to_string(case)
+        .map_err(|e| StoreError::Backend(format!("cannot encode case {}: {e}", case.id)))
+}
+
 impl<'a> CaseRow<'a> {
     fn new(case: &'a Case) -> Result<CaseRow<'a>> {
-        let doc = serde_json::to_string(case)
-            .map_err(|e| StoreError::Backend(format!("cannot encode case {}: {e}", case.id)))?;
-        Ok(CaseRow {
+        Ok(CaseRow::with_doc(case, encode(case)?))
+    }
+
+    fn with_doc(case: &'a Case, doc: String) -> CaseRow<'a> {
+        CaseRow {
             case,
             status: case.status.as_str(),
             channel: case.channel.as_str(),
@@ -43,7 +51,7 @@ impl<'a> CaseRow<'a> {
             lat: case.location.map(|l| l.lat),
             lng: case.location.map(|l| l.lng),
             doc,
-        })
+        }
     }
 
     /// `?1..=?20` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
@@ -131,7 +139,11 @@ fn next_case_id(conn: &Connection) -> Result<i64> {
 }
 
 pub(crate) fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
-    let row = CaseRow::new(case)?;
+    insert_row(conn, &CaseRow::new(case)?)
+}
+
+fn insert_row(conn: &Connection, row: &CaseRow<'_>) -> Result<()> {
+    let case = row.case;
     let mut stmt = conn.prepare_cached(INSERT_CASE).db()?;
     match stmt.execute(&row.params()[..]) {
         Ok(_) => Ok(()),
@@ -167,7 +179,96 @@ fn parse_number(number: &str) -> Option<(NaiveDate, i64)> {
     Some((day, seq))
 }
 
+/// A new case made ready before its write job: the document encoded but for its identity,
+/// the events encoded, the measures summed. The writer, which runs one job at a time for the
+/// whole store, is left with what must be serial: the id and number, the chain, the inserts.
+pub(crate) struct PreparedCase {
+    case: Case,
+    /// The document after `{"id":…,"number":…`, which the writer assigns.
+    doc_tail: String,
+    events: Vec<PreparedEvent>,
+}
+
+/// How a case document starts: `Case` serializes `id` and `number` first.
+fn identity(id: i64, number: &str) -> Result<String> {
+    let number = serde_json::to_string(number)
+        .map_err(|e| StoreError::Backend(format!("cannot encode case number: {e}")))?;
+    Ok(format!("{{\"id\":{id},\"number\":{number}"))
+}
+
+impl PreparedCase {
+    pub fn new(case: Case, events: Vec<NewEvent>) -> Result<PreparedCase> {
+        let mut doc = encode(&case)?;
+        let head = identity(case.id, &case.number)?;
+        if !doc.starts_with(&head) {
+            return Err(StoreError::Backend(
+                "a case document does not start with its id and number".into(),
+            ));
+        }
+        let doc_tail = doc.split_off(head.len());
+        let events = events
+            .into_iter()
+            .map(PreparedEvent::new)
+            .collect::<Result<_>>()?;
+        Ok(PreparedCase {
+            case,
+            doc_tail,
+            events,
+        })
+    }
+
+    /// Inserts the case under `id` (and `number`, when given) with its events on the chain.
+    fn insert(
+        mut self,
+        conn: &Connection,
+        head: &mut ChainHead,
+        id: i64,
+        number: Option<String>,
+    ) -> Result<Case> {
+        self.case.id = id;
+        if let Some(n) = number {
+            self.case.number = n;
+        }
+        let mut doc = identity(id, &self.case.number)?;
+        doc.push_str(&self.doc_tail);
+        insert_row(conn, &CaseRow::with_doc(&self.case, doc))?;
+        head.append_prepared(conn, id, 0, &self.events)?;
+        Ok(self.case)
+    }
+}
+
+/// A [`CreateCase`] made ready off the writer.
+pub(crate) struct PreparedCreate {
+    case: PreparedCase,
+    rollups: RollupDelta,
+    number_day: NaiveDate,
+    idempotency: Option<gridloop_store::IdempotencyKey>,
+}
+
+impl PreparedCreate {
+    pub fn new(req: CreateCase) -> Result<PreparedCreate> {
+        let Decision {
+            case,
+            events,
+            measures,
+        } = req.decision;
+        let mut rollups = RollupDelta::default();
+        rollups.add(&case.area_path, &measures);
+        Ok(PreparedCreate {
+            case: PreparedCase::new(case, events)?,
+            rollups,
+            number_day: req.number_day,
+            idempotency: req.idempotency,
+        })
+    }
+}
+
+#[cfg(test)]
 pub(crate) fn create_case(conn: &Connection, req: CreateCase) -> Result<Created> {
+    create_prepared(conn, PreparedCreate::new(req)?)
+}
+
+pub(crate) fn create_prepared(conn: &Connection, req: PreparedCreate) -> Result<Created> {
     if let Some(k) = &req.idempotency {
         let seen: Option<(String, i64)> = conn
             .prepare_cached(
@@ -191,22 +292,12 @@ pub(crate) fn create_case(conn: &Connection, req: CreateCase) -> Result<Created>
         }
     }
 
-    let Decision {
-        mut case,
-        events,
-        measures,
-    } = req.decision;
-    case.id = next_case_id(conn)?;
-    case.number = next_number(conn, req.number_day)?;
-    insert_case(conn, &case)?;
-
+    let id = next_case_id(conn)?;
+    let number = next_number(conn, req.number_day)?;
     let mut head = ChainHead::load(conn)?;
-    head.append(conn, case.id, Some(0), &events)?;
+    let case = req.case.insert(conn, &mut head, id, Some(number))?;
     head.save(conn)?;
-
-    let mut rollups = RollupDelta::default();
-    rollups.add(&case.area_path, &measures);
-    rollups.write(conn)?;
+    req.rollups.write(conn)?;
 
     if let Some(k) = &req.idempotency {
         conn.prepare_cached(
@@ -271,23 +362,27 @@ pub(crate) fn update_case(
     Ok(case)
 }
 
-/// Writes finished historic cases: fresh ids, their own numbers, events on the chain in
-/// order, measures summed and written once per row.
-pub(crate) fn import_cases(conn: &Connection, cases: Vec<ImportCase>) -> Result<()> {
-    let first_id = next_case_id(conn)?;
-    let mut head = ChainHead::load(conn)?;
+/// The writer's page cache once it has imported (512 MiB).
+const IMPORT_CACHE_KIB: i64 = 512 * 1024;
+
+/// Finished historic cases made ready off the writer: encoded, their measures summed, the
+/// numbers they take per day known.
+pub(crate) struct PreparedImport {
+    cases: Vec<PreparedCase>,
+    rollups: RollupDelta,
+    last_seq: BTreeMap<NaiveDate, i64>,
+}
+
+pub(crate) fn prepare_import(cases: Vec<ImportCase>) -> Result<PreparedImport> {
     let mut rollups = RollupDelta::default();
     // Numbers taken per day, so the live counter continues after the imported ones.
     let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
-
-    for (
-        id,
-        ImportCase {
-            mut case,
-            events,
-            measures,
-        },
-    ) in (first_id..).zip(cases)
+    let mut prepared = Vec::with_capacity(cases.len());
+    for ImportCase {
+        case,
+        events,
+        measures,
+    } in cases
     {
         if case.number.is_empty() {
             return Err(StoreError::Domain(DomainError::invalid(
@@ -295,17 +390,37 @@ pub(crate) fn import_cases(conn: &Connection, cases: Vec<ImportCase>) -> Result<
                 "an imported case needs its number",
             )));
         }
-        case.id = id;
         if let Some((day, seq)) = parse_number(&case.number) {
             let last = last_seq.entry(day).or_default();
             *last = (*last).max(seq);
         }
-        insert_case(conn, &case)?;
-        head.append(conn, case.id, Some(0), &events)?;
         rollups.add(&case.area_path, &measures);
+        prepared.push(PreparedCase::new(case, events)?);
+    }
+    Ok(PreparedImport {
+        cases: prepared,
+        rollups,
+        last_seq,
+    })
+}
+
+/// Writes finished historic cases: fresh ids, their own numbers, events on the chain in
+/// order, measures written once per row.
+pub(crate) fn import_prepared(conn: &Connection, import: PreparedImport) -> Result<()> {
+    // Bulk imports (the demo's and the benchmark's seeding) insert into every index at
+    // random places; with the server's cache the writer rereads index pages from the OS for
+    // most rows. Only processes that import pay for the larger cache.
+    conn.prepare_cached(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
+        .db()?
+        .execute([])
+        .db()?;
+    let first_id = next_case_id(conn)?;
+    let mut head = ChainHead::load(conn)?;
+    for (id, case) in (first_id..).zip(import.cases) {
+        case.insert(conn, &mut head, id, None)?;
     }
     head.save(conn)?;
-    rollups.write(conn)?;
+    import.rollups.write(conn)?;
 
     let mut bump = conn
         .prepare_cached(
@@ -313,7 +428,7 @@ pub(crate) fn import_cases(conn: &Connection, cases: Vec<ImportCase>) -> Result<
              ON CONFLICT (day) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
         )
         .db()?;
-    for (day, seq) in last_seq {
+    for (day, seq) in import.last_seq {
         bump.execute(params![day.to_string(), seq]).db()?;
     }
     Ok(())

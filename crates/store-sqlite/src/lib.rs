@@ -281,7 +281,11 @@ impl Store for SqliteStore {
 
     // --- cases --------------------------------------------------------------------------
     async fn create_case(&self, req: CreateCase) -> Result<Created> {
-        self.writer.run(move |c| cases::create_case(c, req)).await
+        // Encoding happens here, on the caller's thread, not on the single writer.
+        let req = cases::PreparedCreate::new(req)?;
+        self.writer
+            .run(move |c| cases::create_prepared(c, req))
+            .await
     }
 
     async fn update_case(
@@ -325,8 +329,12 @@ impl Store for SqliteStore {
     }
 
     async fn import_cases(&self, cases: Vec<ImportCase>) -> Result<()> {
+        // Thousands of cases to encode: off the async threads and off the writer.
+        let prepared = tokio::task::spawn_blocking(move || cases::prepare_import(cases))
+            .await
+            .map_err(|e| StoreError::Backend(format!("preparing the import failed: {e}")))??;
         self.writer
-            .run(move |c| cases::import_cases(c, cases))
+            .run(move |c| cases::import_prepared(c, prepared))
             .await
     }
 

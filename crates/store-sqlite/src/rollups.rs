@@ -16,10 +16,13 @@ use crate::sql::{Db, collect, get};
 
 /// Deltas summed per row before they are written: a bulk import of thousands of cases in a
 /// few orgs and days becomes a few hundred upserts.
+///
+/// Keyed by org first, so that adding looks an org up by `&str` and allocates its code once
+/// per org, not once per case, day and level (a bulk import adds millions of entries).
 #[derive(Debug, Default)]
 pub(crate) struct RollupDelta {
-    counters: BTreeMap<(String, NaiveDate), Counters>,
-    gauges: BTreeMap<(String, &'static str), i64>,
+    counters: BTreeMap<String, BTreeMap<NaiveDate, Counters>>,
+    gauges: BTreeMap<String, BTreeMap<&'static str, i64>>,
 }
 
 impl RollupDelta {
@@ -29,17 +32,23 @@ impl RollupDelta {
             return;
         }
         for org in path_codes(area_path) {
-            for (day, c) in &delta.counters {
-                self.counters
-                    .entry((org.to_string(), *day))
-                    .or_default()
-                    .add(c);
+            if !delta.counters.is_empty() {
+                let days = match self.counters.get_mut(org) {
+                    Some(days) => days,
+                    None => self.counters.entry(org.to_string()).or_default(),
+                };
+                for (day, c) in &delta.counters {
+                    days.entry(*day).or_default().add(c);
+                }
             }
-            for (key, n) in &delta.gauges {
-                *self
-                    .gauges
-                    .entry((org.to_string(), key.as_str()))
-                    .or_default() += n;
+            if !delta.gauges.is_empty() {
+                let keys = match self.gauges.get_mut(org) {
+                    Some(keys) => keys,
+                    None => self.gauges.entry(org.to_string()).or_default(),
+                };
+                for (key, n) in &delta.gauges {
+                    *keys.entry(key.as_str()).or_default() += n;
+                }
             }
         }
     }
@@ -60,7 +69,11 @@ impl RollupDelta {
                          satisfied = satisfied + excluded.satisfied",
                 )
                 .db()?;
-            for ((org, day), c) in self.counters.iter().filter(|(_, c)| !c.is_zero()) {
+            let rows = self
+                .counters
+                .iter()
+                .flat_map(|(org, days)| days.iter().map(move |(day, c)| (org, day, c)));
+            for (org, day, c) in rows.filter(|(_, _, c)| !c.is_zero()) {
                 upsert
                     .execute(params![
                         org,
@@ -82,7 +95,11 @@ impl RollupDelta {
                      ON CONFLICT (org, key) DO UPDATE SET n = n + excluded.n",
                 )
                 .db()?;
-            for ((org, key), n) in self.gauges.iter().filter(|(_, n)| **n != 0) {
+            let rows = self
+                .gauges
+                .iter()
+                .flat_map(|(org, keys)| keys.iter().map(move |(key, n)| (org, key, n)));
+            for (org, key, n) in rows.filter(|(_, _, n)| **n != 0) {
                 upsert.execute(params![org, key, n]).db()?;
             }
         }
