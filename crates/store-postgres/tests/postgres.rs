@@ -60,9 +60,16 @@ async fn two_processes_on_the_same_cases_lose_and_double_nothing() {
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(
-            create(&a, &w, &format!("并发{i}"), GRID_A1, &Actor::Resident, t0())
-                .await
-                .id,
+            create(
+                &*a,
+                &w,
+                &format!("并发{i}"),
+                GRID_A1,
+                &Actor::Resident,
+                t0(),
+            )
+            .await
+            .id,
         );
     }
 
@@ -96,7 +103,7 @@ async fn two_processes_on_the_same_cases_lose_and_double_nothing() {
                 }
                 Err(e) => panic!("versioned comment: {e}"),
             }
-            let new = create(&store, &w, "新事件", GRID_B1, &Actor::Resident, t0()).await;
+            let new = create(&*store, &w, "新事件", GRID_B1, &Actor::Resident, t0()).await;
             (id, ok, new.id)
         }));
     }

@@ -1,227 +1,76 @@
-//! Fixtures shared by the integration tests: a temporary data directory, a small org tree
-//! and helpers that drive cases through the domain like the HTTP layer does.
+//! How to make a fresh SQLite store for the tests: a temporary data directory. The
+//! fixtures (org tree, helpers driving cases through the domain) are the contract's.
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use gridloop_domain::calendar::Calendar;
-use gridloop_domain::case::{
-    Action, Case, Channel, Ctx, Decision, Difficulty, HandlingMode, NewCase, Reporter, Resolved,
-    decide, new_case,
-};
-use gridloop_domain::org::{Level, Org, OrgRef};
-use gridloop_domain::policy::Policy;
-use gridloop_domain::role::{Actor, Role, UserActor};
-use gridloop_store::{CreateCase, IdempotencyKey, Store};
+use async_trait::async_trait;
+use gridloop_store::Store;
+pub use gridloop_store_contract::TempDir;
+pub use gridloop_store_contract::fixtures::*;
+use gridloop_store_contract::{Columns, Factory, Harness};
 use gridloop_store_sqlite::SqliteStore;
+use rusqlite::Connection;
 
-/// A directory under the system temp dir, removed when dropped.
-pub struct TempDir(PathBuf);
+/// Makes each contract case a data directory of its own.
+pub struct Sqlite;
 
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!(
-            "gridloop-sqlite-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
+#[async_trait]
+impl Factory for Sqlite {
+    async fn fresh(&self, test: &str) -> Option<Box<dyn Harness>> {
+        Some(Box::new(SqliteHarness(TempDir::new(&format!(
+            "sqlite-{test}"
+        )))))
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+pub struct SqliteHarness(TempDir);
+
+impl SqliteHarness {
+    fn raw(&self) -> Connection {
+        Connection::open(self.0.path().join("gridloop.db")).unwrap()
     }
 }
 
-pub const CITY: &str = "330782";
-pub const STREET: &str = "330782001";
-pub const COMMUNITY_A: &str = "330782001001";
-pub const GRID_A1: &str = "33078200100101";
-pub const GRID_A2: &str = "33078200100102";
-pub const COMMUNITY_B: &str = "330782001002";
-pub const GRID_B1: &str = "33078200100201";
-
-/// city → street → two communities → grids.
-pub fn tree() -> Vec<Org> {
-    let mut out: Vec<Org> = Vec::new();
-    let mut add = |code: &str, name: &str, level: Level, parent: Option<&str>| {
-        let p = parent.map(|p| out.iter().find(|o| o.code == p).unwrap().clone());
-        let path = Org::child_path(p.as_ref(), code, level).unwrap();
-        out.push(Org {
-            code: code.into(),
-            name: name.into(),
-            level,
-            parent: parent.map(str::to_string),
-            path,
-            boundary: None,
-        });
-    };
-    add(CITY, "义乌市", Level::City, None);
-    add(STREET, "稠城街道", Level::Street, Some(CITY));
-    add(COMMUNITY_A, "A社区", Level::Community, Some(STREET));
-    add(GRID_A1, "A1网格", Level::Grid, Some(COMMUNITY_A));
-    add(GRID_A2, "A2网格", Level::Grid, Some(COMMUNITY_A));
-    add(COMMUNITY_B, "B社区", Level::Community, Some(STREET));
-    add(GRID_B1, "B1网格", Level::Grid, Some(COMMUNITY_B));
-    out
-}
-
-pub fn path_of(code: &str) -> String {
-    tree().into_iter().find(|o| o.code == code).unwrap().path
-}
-
-pub fn org_ref(code: &str) -> OrgRef {
-    OrgRef::new(code, path_of(code))
-}
-
-pub fn user(username: &str, role: Role, org: &str) -> Actor {
-    Actor::User(UserActor {
-        username: username.into(),
-        role,
-        org: org_ref(org),
-    })
-}
-
-pub fn dispatcher() -> Actor {
-    user("centre", Role::Dispatcher, STREET)
-}
-
-pub struct World {
-    pub calendar: Calendar,
-    pub policy: Policy,
-}
-
-impl World {
-    pub fn new() -> World {
-        World {
-            calendar: Calendar::default(),
-            policy: Policy::default(),
-        }
+#[async_trait]
+impl Harness for SqliteHarness {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(self.0.path()).unwrap())
     }
 
-    pub fn ctx(&self, now: DateTime<Utc>) -> Ctx<'_> {
-        Ctx {
-            now,
-            calendar: &self.calendar,
-            policy: &self.policy,
-        }
+    async fn raw_sql(&self, sql: &str) -> Result<(), String> {
+        self.raw().execute_batch(sql).map_err(|e| e.to_string())
     }
 
-    pub fn report(&self, title: &str, area: &str, actor: &Actor, now: DateTime<Utc>) -> Decision {
-        let input = NewCase {
-            channel: Some(if actor.user().is_some() {
-                Channel::GridPatrol
-            } else {
-                Channel::ResidentWeb
-            }),
-            title: title.into(),
-            description: format!("{title}，请尽快处理"),
-            reporter: Reporter {
-                name: Some("张三".into()),
-                phone: Some("13800000000".into()),
-            },
-            ..NewCase::default()
-        };
-        new_case(input, actor, &org_ref(area), &self.ctx(now)).unwrap()
+    fn drop_events_trigger(&self, name: &str) -> String {
+        format!("DROP TRIGGER {name}")
     }
-}
 
-pub fn local_day(w: &World, now: DateTime<Utc>) -> NaiveDate {
-    w.calendar.local_date(now)
-}
-
-/// Reports a case and stores it.
-pub async fn create(
-    store: &SqliteStore,
-    w: &World,
-    title: &str,
-    area: &str,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Case {
-    let decision = w.report(title, area, actor, now);
-    store
-        .create_case(CreateCase {
-            decision,
-            number_day: local_day(w, now),
-            idempotency: None,
-        })
-        .await
-        .unwrap()
-        .case
-}
-
-pub fn key(scope: &str, key: &str, fingerprint: &str) -> Option<IdempotencyKey> {
-    Some(IdempotencyKey {
-        scope: scope.into(),
-        key: key.into(),
-        fingerprint: fingerprint.into(),
-    })
-}
-
-/// Runs `action` by `actor` on the stored case through the store's update.
-pub async fn act(
-    store: &SqliteStore,
-    id: i64,
-    action: Action,
-    actor: Actor,
-    resolved: Resolved,
-    now: DateTime<Utc>,
-) -> Result<Case, gridloop_store::StoreError> {
-    store
-        .update_case(
-            id,
-            None,
-            Box::new(move |c| {
-                let w = World::new();
-                decide(c, &action, &actor, &resolved, &w.ctx(now))
-            }),
-        )
-        .await
-}
-
-pub fn accept() -> Action {
-    Action::Accept {
-        handling_mode: HandlingMode::Immediate,
-        difficulty: Difficulty::Simple,
-        category: None,
+    fn empty_events(&self) -> &'static str {
+        "DELETE FROM events"
     }
-}
 
-pub fn dispatch_to(code: &str) -> (Action, Resolved) {
-    (
-        Action::Dispatch {
-            org: code.into(),
-            note: None,
-        },
-        Resolved {
-            target: Some((org_ref(code), Level::Grid)),
-            merge_into: None,
-        },
-    )
+    async fn columns(&self, id: i64) -> Columns {
+        self.raw()
+            .query_row(
+                "SELECT lat, lng, source_key, visit_id FROM cases WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+    }
+
+    /// Attachments are files in the data directory, fanned out by the first two hex digits.
+    async fn assert_attachment_kept(&self, id: &str, bytes: &[u8]) {
+        let file = self.0.path().join("attachments").join(&id[..2]).join(id);
+        assert!(file.is_file(), "{}", file.display());
+        assert_eq!(std::fs::read(&file).unwrap(), bytes);
+    }
 }
 
 pub async fn open_with_tree(dir: &TempDir) -> SqliteStore {
     let store = SqliteStore::open(dir.path()).unwrap();
     store.put_orgs(tree()).await.unwrap();
     store
-}
-
-/// A fixed instant on a working day (Tue 2026-03-10 10:00 Beijing time).
-pub fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-10T10:00:00+08:00")
-        .unwrap()
-        .with_timezone(&Utc)
 }

@@ -1,11 +1,10 @@
-//! The PostgreSQL store against the `Store` contract: the SQLite store's story, ported.
-
-mod common;
+//! The core of the contract: idempotent creates, versioned updates, the hash chain, measures,
+//! due cases, reopening, lists, imports, the directory, configuration and attachments.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
-use common::*;
 use gridloop_domain::DomainError;
 use gridloop_domain::calendar::{CalendarYear, NamedDay};
 use gridloop_domain::case::{Action, Case, Resolved, Status, format_number};
@@ -17,14 +16,13 @@ use gridloop_store::{
     Attachment, CaseFilter, CaseSort, CreateCase, ImportCase, NewUser, Store, StoreError,
     TowerGroup, Visibility,
 };
-use gridloop_store_postgres::PgStore;
 
-#[tokio::test]
-async fn idempotent_create_replays_and_refuses_a_different_request() {
-    let Some(db) = TestDb::new("idem").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+use crate::Harness;
+use crate::fixtures::*;
+use crate::lists::{expected, paged};
+
+pub async fn idempotent_create_replays_and_refuses_a_different_request(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let now = t0();
     let req = |title: &str, fp: &str| CreateCase {
@@ -60,15 +58,11 @@ async fn idempotent_create_replays_and_refuses_a_different_request() {
     assert_eq!(by_number, Some(first.case));
 }
 
-#[tokio::test]
-async fn updates_check_versions_and_domain_rules() {
-    let Some(db) = TestDb::new("update").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn updates_check_versions_and_domain_rules(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let now = t0();
-    let case = create(&store, &w, "路灯不亮", GRID_A1, &Actor::Resident, now).await;
+    let case = create(&*store, &w, "路灯不亮", GRID_A1, &Actor::Resident, now).await;
 
     let stale = store
         .update_case(
@@ -92,7 +86,7 @@ async fn updates_check_versions_and_domain_rules() {
 
     // A handler may not accept: the domain refuses and nothing is written.
     let refused = act(
-        &store,
+        &*store,
         case.id,
         accept(),
         user("h", Role::Handler, GRID_A1),
@@ -136,18 +130,14 @@ async fn updates_check_versions_and_domain_rules() {
     assert_eq!(events[1].action, "accept");
 }
 
-#[tokio::test]
-async fn events_form_a_chain_that_reveals_tampering() {
-    let Some(db) = TestDb::new("chain").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn events_form_a_chain_that_reveals_tampering(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let now = t0();
-    let a = create(&store, &w, "占道经营", GRID_A1, &Actor::Resident, now).await;
-    let b = create(&store, &w, "垃圾满溢", GRID_B1, &Actor::Resident, now).await;
+    let a = create(&*store, &w, "占道经营", GRID_A1, &Actor::Resident, now).await;
+    let b = create(&*store, &w, "垃圾满溢", GRID_B1, &Actor::Resident, now).await;
     act(
-        &store,
+        &*store,
         a.id,
         accept(),
         dispatcher(),
@@ -157,7 +147,7 @@ async fn events_form_a_chain_that_reveals_tampering() {
     .await
     .unwrap();
     let (d, r) = dispatch_to(GRID_A1);
-    act(&store, a.id, d, dispatcher(), r, now).await.unwrap();
+    act(&*store, a.id, d, dispatcher(), r, now).await.unwrap();
     // A reveal changes nothing but is still on the timeline.
     let revealer = dispatcher();
     let revealed = store
@@ -182,51 +172,33 @@ async fn events_form_a_chain_that_reveals_tampering() {
     assert_eq!(report.first_break, None);
 
     // The database itself refuses edits and deletions.
-    let raw = db.raw().await;
-    let refused = raw
-        .execute("UPDATE events SET actor = 'x' WHERE id = 3", &[])
+    let refused = h
+        .raw_sql("UPDATE events SET actor = 'x' WHERE id = 3")
         .await
         .unwrap_err();
-    assert!(
-        refused
-            .as_db_error()
-            .unwrap()
-            .message()
-            .contains("append-only")
-    );
-    assert!(
-        raw.execute("DELETE FROM events WHERE id = 5", &[])
-            .await
-            .is_err()
-    );
-    assert!(raw.batch_execute("TRUNCATE events CASCADE").await.is_err());
+    assert!(refused.contains("append-only"), "{refused}");
+    assert!(h.raw_sql("DELETE FROM events WHERE id = 5").await.is_err());
+    assert!(h.raw_sql(h.empty_events()).await.is_err());
 
     // With the triggers gone, an edit is found by the chain.
-    raw.batch_execute("DROP TRIGGER events_no_update ON events")
+    h.raw_sql(&h.drop_events_trigger("events_no_update"))
         .await
         .unwrap();
-    raw.execute(
-        r#"UPDATE events SET details = '{"org":"somewhere else"}' WHERE id = 3"#,
-        &[],
-    )
-    .await
-    .unwrap();
+    h.raw_sql(r#"UPDATE events SET details = '{"org":"somewhere else"}' WHERE id = 3"#)
+        .await
+        .unwrap();
     let report = store.verify_chain().await.unwrap();
     let brk = report.first_break.expect("the edit is detected");
     assert_eq!((brk.event_id, brk.case_id), (3, a.id));
     assert_eq!(report.checked, 2);
 }
 
-#[tokio::test]
-async fn deleting_the_newest_event_is_detected() {
-    let Some(db) = TestDb::new("chain-delete").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn deleting_the_newest_event_is_detected(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     for i in 0..3 {
         create(
-            &store,
+            &*store,
             &w,
             &format!("事件{i}"),
             GRID_A2,
@@ -236,8 +208,8 @@ async fn deleting_the_newest_event_is_detected() {
         .await;
     }
     assert_eq!(store.verify_chain().await.unwrap().first_break, None);
-    let raw = db.raw().await;
-    raw.batch_execute("DROP TRIGGER events_no_delete ON events; DELETE FROM events WHERE id = 3;")
+    let drop_delete = h.drop_events_trigger("events_no_delete");
+    h.raw_sql(&format!("{drop_delete}; DELETE FROM events WHERE id = 3;"))
         .await
         .unwrap();
     let report = store.verify_chain().await.unwrap();
@@ -245,28 +217,25 @@ async fn deleting_the_newest_event_is_detected() {
     assert_eq!(report.first_break.unwrap().event_id, 3);
 
     // Garbage in the details is a break too, not an error of the walk.
-    raw.batch_execute(
-        "DROP TRIGGER events_no_update ON events; UPDATE events SET details = 'not json' WHERE id = 1;",
-    )
+    let drop_update = h.drop_events_trigger("events_no_update");
+    h.raw_sql(&format!(
+        "{drop_update}; UPDATE events SET details = 'not json' WHERE id = 1;"
+    ))
     .await
     .unwrap();
     let report = store.verify_chain().await.unwrap();
     assert_eq!(report.first_break.unwrap().event_id, 1);
 }
 
-#[tokio::test]
-async fn measures_count_at_the_area_and_its_ancestors() {
-    let Some(db) = TestDb::new("rollups").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn measures_count_at_the_area_and_its_ancestors(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let now = t0();
     let day = local_day(&w, now);
-    let a = create(&store, &w, "噪音扰民", GRID_A1, &Actor::Resident, now).await;
-    create(&store, &w, "违章停车", GRID_B1, &Actor::Resident, now).await;
+    let a = create(&*store, &w, "噪音扰民", GRID_A1, &Actor::Resident, now).await;
+    create(&*store, &w, "违章停车", GRID_B1, &Actor::Resident, now).await;
     act(
-        &store,
+        &*store,
         a.id,
         accept(),
         dispatcher(),
@@ -312,16 +281,12 @@ async fn measures_count_at_the_area_and_its_ancestors() {
     assert!(gauges[GRID_A2].is_empty());
 }
 
-#[tokio::test]
-async fn due_cases_come_from_the_due_index() {
-    let Some(db) = TestDb::new("due").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn due_cases_come_from_the_due_index(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let now = t0();
-    let a = create(&store, &w, "树木倒伏", GRID_A1, &Actor::Resident, now).await;
-    let b = create(&store, &w, "井盖破损", GRID_A1, &Actor::Resident, now).await;
+    let a = create(&*store, &w, "树木倒伏", GRID_A1, &Actor::Resident, now).await;
+    let b = create(&*store, &w, "井盖破损", GRID_A1, &Actor::Resident, now).await;
     assert!(
         store
             .due_cases(now + Duration::days(30), 10)
@@ -331,7 +296,7 @@ async fn due_cases_come_from_the_due_index() {
     );
 
     let a = act(
-        &store,
+        &*store,
         a.id,
         accept(),
         dispatcher(),
@@ -353,7 +318,7 @@ async fn due_cases_come_from_the_due_index() {
     assert_eq!(store.due_cases(due_at, 10).await.unwrap(), [a.id]);
     let later = now + Duration::hours(1);
     let b = act(
-        &store,
+        &*store,
         b.id,
         accept(),
         dispatcher(),
@@ -367,15 +332,11 @@ async fn due_cases_come_from_the_due_index() {
     assert_eq!(store.due_cases(far, 1).await.unwrap(), [a.id]);
 }
 
-#[tokio::test]
-async fn writes_survive_a_reopen() {
-    let Some(db) = TestDb::new("reopen").await else {
-        return;
-    };
+pub async fn writes_survive_a_reopen(h: &dyn Harness) {
     let w = World::new();
     let (case, user_id) = {
-        let store = open_with_tree(&db).await;
-        let case = create(&store, &w, "路面塌陷", GRID_B1, &Actor::Resident, t0()).await;
+        let store = open_with_tree(h).await;
+        let case = create(&*store, &w, "路面塌陷", GRID_B1, &Actor::Resident, t0()).await;
         let user = store
             .create_user(NewUser {
                 username: "li".into(),
@@ -390,7 +351,7 @@ async fn writes_survive_a_reopen() {
         store.put_setting("intake_org", STREET).await.unwrap();
         (case, user.id)
     };
-    let store = db.store().await;
+    let store = h.open().await;
     assert_eq!(store.case(case.id).await.unwrap(), Some(case.clone()));
     assert_eq!(store.events(case.id).await.unwrap().len(), 1);
     assert_eq!(
@@ -400,14 +361,14 @@ async fn writes_survive_a_reopen() {
     assert_eq!(store.settings().await.unwrap()["intake_org"], STREET);
     assert_eq!(store.verify_chain().await.unwrap().first_break, None);
     // Numbering and the chain continue where they were.
-    let next = create(&store, &w, "又一件", GRID_B1, &Actor::Resident, t0()).await;
+    let next = create(&*store, &w, "又一件", GRID_B1, &Actor::Resident, t0()).await;
     assert_eq!(next.id, case.id + 1);
     assert_eq!(next.number, format_number(local_day(&w, t0()), 2));
     assert_eq!(store.verify_chain().await.unwrap().checked, 2);
 }
 
 /// All cases, straight from the store, for comparing lists against.
-async fn all_cases(store: &PgStore) -> Vec<Case> {
+async fn all_cases(store: &dyn Store) -> Vec<Case> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
@@ -427,81 +388,8 @@ async fn all_cases(store: &PgStore) -> Vec<Case> {
     }
 }
 
-/// Pages through `filter` with `limit` and returns the ids, checking page sizes.
-async fn paged(store: &PgStore, filter: &CaseFilter, limit: u32) -> Vec<i64> {
-    let mut ids = Vec::new();
-    let mut cursor = None;
-    for _ in 0..1000 {
-        let page = store
-            .list_cases(CaseFilter {
-                limit,
-                cursor: cursor.clone(),
-                ..filter.clone()
-            })
-            .await
-            .unwrap();
-        assert!(page.items.len() <= limit as usize);
-        if page.next_cursor.is_some() {
-            assert_eq!(page.items.len(), limit as usize);
-        }
-        ids.extend(page.items.iter().map(|c| c.id));
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return ids,
-        }
-    }
-    panic!("pagination does not end");
-}
-
-fn covers(path: &str, p: &str) -> bool {
-    p.starts_with(path)
-}
-
-/// The list a filter must produce, computed the obvious way.
-fn expected(all: &[Case], f: &CaseFilter) -> Vec<i64> {
-    let mut hits: Vec<&Case> = all
-        .iter()
-        .filter(|c| {
-            f.visible_to.as_ref().is_none_or(|v| {
-                covers(&v.path, &c.org_path)
-                    || covers(&v.path, &c.area_path)
-                    || c.created_by.as_deref() == Some(v.username.as_str())
-            }) && (f.statuses.is_empty() || f.statuses.contains(&c.status))
-                && f.org_path.as_deref().is_none_or(|p| covers(p, &c.org_path))
-                && f.area_path
-                    .as_deref()
-                    .is_none_or(|p| covers(p, &c.area_path))
-                && f.overdue.is_none_or(|o| c.overdue == o)
-                && f.channel.is_none_or(|ch| c.channel == ch)
-                && f.category
-                    .as_ref()
-                    .is_none_or(|k| c.category.as_ref() == Some(k))
-                && f.reporter_phone
-                    .as_ref()
-                    .is_none_or(|p| c.reporter.phone.as_ref() == Some(p))
-                && f.q.as_deref().is_none_or(|q| {
-                    c.number.contains(q) || c.title.contains(q) || c.description.contains(q)
-                })
-        })
-        .collect();
-    match f.sort {
-        CaseSort::Newest => hits.sort_by_key(|c| std::cmp::Reverse(c.id)),
-        CaseSort::Deadline => {
-            hits.sort_by_key(|c| (c.deadline.map_or(i64::MAX, |d| d.timestamp_millis()), c.id))
-        }
-        CaseSort::Updated => {
-            hits.sort_by_key(|c| std::cmp::Reverse((c.updated_at.timestamp_millis(), c.id)))
-        }
-    }
-    hits.into_iter().map(|c| c.id).collect()
-}
-
-#[tokio::test]
-async fn lists_filter_by_visibility_and_page_by_keyset() {
-    let Some(db) = TestDb::new("list").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn lists_filter_by_visibility_and_page_by_keyset(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let patrol = user("wang", Role::Handler, GRID_B1);
     // Mostly grid A1, a few elsewhere: sparse subtrees make the list switch from walking
@@ -520,13 +408,13 @@ async fn lists_filter_by_visibility_and_page_by_keyset() {
         } else {
             "普通事件"
         };
-        let c = create(&store, &w, title, area, &actor, now).await;
+        let c = create(&*store, &w, title, area, &actor, now).await;
         n += 1;
         // Accept some (deadline set) at various times; dispatch a few to grid B1.
         if i % 3 == 0 {
             let later = now + Duration::minutes(150 - i);
             act(
-                &store,
+                &*store,
                 c.id,
                 accept(),
                 dispatcher(),
@@ -537,11 +425,11 @@ async fn lists_filter_by_visibility_and_page_by_keyset() {
             .unwrap();
             if i % 2 == 0 {
                 let (d, r) = dispatch_to(GRID_B1);
-                act(&store, c.id, d, dispatcher(), r, later).await.unwrap();
+                act(&*store, c.id, d, dispatcher(), r, later).await.unwrap();
             }
         }
     }
-    let all = all_cases(&store).await;
+    let all = all_cases(&*store).await;
     assert_eq!(all.len(), n);
 
     let vis = |code: &str, username: &str| {
@@ -599,7 +487,7 @@ async fn lists_filter_by_visibility_and_page_by_keyset() {
             let f = CaseFilter { sort, ..f.clone() };
             let want = expected(&all, &f);
             for limit in [1, 7, 200] {
-                let got = paged(&store, &f, limit).await;
+                let got = paged(&*store, &f, limit).await;
                 assert_eq!(got, want, "sort {sort:?}, limit {limit}, filter {f:?}");
             }
         }
@@ -610,7 +498,7 @@ async fn lists_filter_by_visibility_and_page_by_keyset() {
         visible_to: vis(GRID_B1, "wang"),
         ..CaseFilter::default()
     };
-    let seen: HashSet<i64> = paged(&store, &f, 50).await.into_iter().collect();
+    let seen: HashSet<i64> = paged(&*store, &f, 50).await.into_iter().collect();
     let reported_elsewhere = all
         .iter()
         .filter(|c| c.area_path == path_of(GRID_A2) && c.org_path == path_of(GRID_A2))
@@ -636,16 +524,12 @@ async fn lists_filter_by_visibility_and_page_by_keyset() {
     ));
 }
 
-#[tokio::test]
-async fn imports_keep_numbers_the_chain_and_measures() {
-    let Some(db) = TestDb::new("import").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn imports_keep_numbers_the_chain_and_measures(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let now = t0();
     let day = local_day(&w, now);
-    let live = create(&store, &w, "先到的", GRID_A1, &Actor::Resident, now).await;
+    let live = create(&*store, &w, "先到的", GRID_A1, &Actor::Resident, now).await;
 
     let mut imports = Vec::new();
     for seq in [5, 9] {
@@ -686,7 +570,7 @@ async fn imports_keep_numbers_the_chain_and_measures() {
     assert_eq!((report.checked, report.first_break), (5, None));
 
     // The live counter continues after the highest imported number of that day.
-    let next = create(&store, &w, "后来的", GRID_A1, &Actor::Resident, now).await;
+    let next = create(&*store, &w, "后来的", GRID_A1, &Actor::Resident, now).await;
     assert_eq!(next.number, format_number(day, 10));
 
     let c = store
@@ -707,15 +591,11 @@ async fn imports_keep_numbers_the_chain_and_measures() {
     };
     let err = store.import_cases(vec![dup]).await;
     assert!(matches!(err, Err(StoreError::Duplicate(_))));
-    assert_eq!(all_cases(&store).await.len(), 4);
+    assert_eq!(all_cases(&*store).await.len(), 4);
 }
 
-#[tokio::test]
-async fn orgs_users_sessions_and_keys() {
-    let Some(db) = TestDb::new("directory").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn orgs_users_sessions_and_keys(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let now = t0();
 
     let street = store.org(STREET).await.unwrap().unwrap();
@@ -847,12 +727,8 @@ async fn orgs_users_sessions_and_keys() {
     );
 }
 
-#[tokio::test]
-async fn calendars_settings_and_attachments() {
-    let Some(db) = TestDb::new("config").await else {
-        return;
-    };
-    let store = db.store().await;
+pub async fn calendars_settings_and_attachments(h: &dyn Harness) {
+    let store = h.open().await;
     let year = CalendarYear {
         year: 2026,
         source: "国办发明电".into(),
@@ -897,31 +773,21 @@ async fn calendars_settings_and_attachments() {
     assert_eq!(again, stored);
     let (m, b) = store.attachment(&stored.id).await.unwrap().unwrap();
     assert_eq!((m, b), (stored.clone(), bytes.clone()));
-    // The bytes are in the database, where every server finds them.
-    let raw = db.raw().await;
-    let row = raw
-        .query_one("SELECT bytes FROM attachments WHERE id = $1", &[&stored.id])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, Vec<u8>>(0), bytes);
+    h.assert_attachment_kept(&stored.id, &bytes).await;
     assert_eq!(store.attachment("../gridloop.db").await.unwrap(), None);
     assert_eq!(store.attachment(&"0".repeat(64)).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn a_failing_job_does_not_undo_its_batch() {
-    let Some(db) = TestDb::new("batch").await else {
-        return;
-    };
-    let store = std::sync::Arc::new(open_with_tree(&db).await);
-    let w = std::sync::Arc::new(World::new());
+pub async fn a_failing_job_does_not_undo_its_batch(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
+    let w = Arc::new(World::new());
     let now = t0();
     // Many concurrent jobs share batches; every other one fails in its closure.
     let mut tasks = Vec::new();
     for i in 0..40 {
         let (store, w) = (store.clone(), w.clone());
         tasks.push(tokio::spawn(async move {
-            let c = create(&store, &w, "并发", GRID_A1, &Actor::Resident, now).await;
+            let c = create(&*store, &w, "并发", GRID_A1, &Actor::Resident, now).await;
             let fail = i % 2 == 0;
             let r = store
                 .update_case(

@@ -1,32 +1,16 @@
-//! The PostgreSQL store's channel records (night visits, hotline calls), the case columns the
+//! The channel records (night visits, hotline calls), the case columns the
 //! channel lists filter on, and the events of a period.
 
-mod common;
-
 use chrono::{DateTime, Duration, Utc};
-use common::*;
 use gridloop_domain::case::{Case, Decision, Location, Resolved};
 use gridloop_domain::measures::MeasureDelta;
 use gridloop_domain::role::Actor;
 use gridloop_store::{
     BBox, CaseFilter, CreateCase, HotlineCall, ImportCase, NightVisit, Store, StoreError,
 };
-use gridloop_store_postgres::PgStore;
 
-type Columns = (Option<f64>, Option<f64>, Option<String>, Option<i64>);
-
-async fn columns(db: &TestDb, id: i64) -> Columns {
-    let r = db
-        .raw()
-        .await
-        .query_one(
-            "SELECT lat, lng, source_key, visit_id FROM cases WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
-    (r.get(0), r.get(1), r.get(2), r.get(3))
-}
+use crate::fixtures::*;
+use crate::{Columns, Harness};
 
 /// A report with the channel fields set.
 fn report(
@@ -44,7 +28,7 @@ fn report(
     d
 }
 
-async fn store_report(store: &PgStore, w: &World, d: Decision, now: DateTime<Utc>) -> Case {
+async fn store_report(store: &dyn Store, w: &World, d: Decision, now: DateTime<Utc>) -> Case {
     store
         .create_case(CreateCase {
             decision: d,
@@ -56,7 +40,7 @@ async fn store_report(store: &PgStore, w: &World, d: Decision, now: DateTime<Utc
         .case
 }
 
-async fn ids(store: &PgStore, f: CaseFilter) -> Vec<i64> {
+async fn ids(store: &dyn Store, f: CaseFilter) -> Vec<i64> {
     let page = store
         .list_cases(CaseFilter { limit: 200, ..f })
         .await
@@ -64,12 +48,8 @@ async fn ids(store: &PgStore, f: CaseFilter) -> Vec<i64> {
     page.items.iter().map(|c| c.id).collect()
 }
 
-#[tokio::test]
-async fn case_columns_follow_the_document_on_every_write() {
-    let Some(db) = TestDb::new("columns").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn case_columns_follow_the_document_on_every_write(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let now = t0();
 
@@ -81,16 +61,16 @@ async fn case_columns_follow_the_document_on_every_write() {
         Some("cam-7:smoke"),
         Some(4),
     );
-    let case = store_report(&store, &w, d, now).await;
+    let case = store_report(&*store, &w, d, now).await;
     let want: Columns = (
         Some(29.3),
         Some(120.07),
         Some("cam-7:smoke".into()),
         Some(4),
     );
-    assert_eq!(columns(&db, case.id).await, want);
-    let plain = create(&store, &w, "井盖", GRID_A1, &Actor::Resident, now).await;
-    assert_eq!(columns(&db, plain.id).await, (None, None, None, None));
+    assert_eq!(h.columns(case.id).await, want);
+    let plain = create(&*store, &w, "井盖", GRID_A1, &Actor::Resident, now).await;
+    assert_eq!(h.columns(plain.id).await, (None, None, None, None));
 
     // An update rewrites them from the new document (and clears what it dropped).
     let moved = store
@@ -116,7 +96,7 @@ async fn case_columns_follow_the_document_on_every_write() {
         .await
         .unwrap();
     assert_eq!(
-        columns(&db, moved.id).await,
+        h.columns(moved.id).await,
         (Some(29.31), Some(120.08), None, Some(5))
     );
 
@@ -133,7 +113,7 @@ async fn case_columns_follow_the_document_on_every_write() {
         .unwrap();
     let imported = store.case_by_number("DEMO-1").await.unwrap().unwrap();
     assert_eq!(
-        columns(&db, imported.id).await,
+        h.columns(imported.id).await,
         (Some(29.2), Some(120.1), Some("k".into()), None)
     );
 
@@ -141,7 +121,7 @@ async fn case_columns_follow_the_document_on_every_write() {
     let f = |f: CaseFilter| f;
     assert_eq!(
         ids(
-            &store,
+            &*store,
             f(CaseFilter {
                 visit_id: Some(5),
                 ..CaseFilter::default()
@@ -152,7 +132,7 @@ async fn case_columns_follow_the_document_on_every_write() {
     );
     assert_eq!(
         ids(
-            &store,
+            &*store,
             f(CaseFilter {
                 source_key: Some("k".into()),
                 ..CaseFilter::default()
@@ -164,7 +144,7 @@ async fn case_columns_follow_the_document_on_every_write() {
     let near = BBox::around(29.31, 120.08, 100.0);
     assert_eq!(
         ids(
-            &store,
+            &*store,
             f(CaseFilter {
                 within: Some(near),
                 ..CaseFilter::default()
@@ -181,7 +161,7 @@ async fn case_columns_follow_the_document_on_every_write() {
     };
     assert_eq!(
         ids(
-            &store,
+            &*store,
             f(CaseFilter {
                 within: Some(everywhere),
                 ..CaseFilter::default()
@@ -192,12 +172,8 @@ async fn case_columns_follow_the_document_on_every_write() {
     );
 }
 
-#[tokio::test]
-async fn lists_combine_the_channel_filters() {
-    let Some(db) = TestDb::new("channel-lists").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn lists_combine_the_channel_filters(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
     let mut cases = Vec::new();
     for i in 0..12_i64 {
@@ -206,7 +182,7 @@ async fn lists_combine_the_channel_filters() {
         let key = (i % 3 == 0).then_some("cam-1:fire");
         let mut d = report(&w, &format!("事件{i}"), now, at, key, Some(i % 4));
         d.case.category = Some(if i % 2 == 0 { "greening" } else { "other" }.into());
-        cases.push(store_report(&store, &w, d, now).await);
+        cases.push(store_report(&*store, &w, d, now).await);
     }
     let id = |i: usize| cases[i].id;
 
@@ -215,7 +191,7 @@ async fn lists_combine_the_channel_filters() {
         categories: vec!["greening".into(), "road_traffic".into()],
         ..CaseFilter::default()
     };
-    assert_eq!(ids(&store, f).await, vec![id(6), id(0)]);
+    assert_eq!(ids(&*store, f).await, vec![id(6), id(0)]);
 
     // The old single category still applies beside the list.
     let f = CaseFilter {
@@ -225,14 +201,14 @@ async fn lists_combine_the_channel_filters() {
         created_to: Some(t0() + Duration::hours(7)),
         ..CaseFilter::default()
     };
-    assert_eq!(ids(&store, f).await, vec![id(5), id(3)]);
+    assert_eq!(ids(&*store, f).await, vec![id(5), id(3)]);
 
     let f = CaseFilter {
         source_key: Some("cam-1:fire".into()),
         created_from: Some(t0() + Duration::hours(1)),
         ..CaseFilter::default()
     };
-    assert_eq!(ids(&store, f).await, vec![id(9), id(6), id(3)]);
+    assert_eq!(ids(&*store, f).await, vec![id(9), id(6), id(3)]);
 
     let f = CaseFilter {
         visit_id: Some(2),
@@ -243,7 +219,7 @@ async fn lists_combine_the_channel_filters() {
         }),
         ..CaseFilter::default()
     };
-    assert_eq!(ids(&store, f).await, vec![id(10), id(6), id(2)]);
+    assert_eq!(ids(&*store, f).await, vec![id(10), id(6), id(2)]);
 
     // Somebody else's subtree sees none of them, whatever the other filters.
     let f = CaseFilter {
@@ -254,19 +230,15 @@ async fn lists_combine_the_channel_filters() {
         }),
         ..CaseFilter::default()
     };
-    assert!(ids(&store, f).await.is_empty());
+    assert!(ids(&*store, f).await.is_empty());
 }
 
-#[tokio::test]
-async fn events_between_keeps_chain_order_and_bounds() {
-    let Some(db) = TestDb::new("events-between").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn events_between_keeps_chain_order_and_bounds(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
-    let a = create(&store, &w, "一", GRID_A1, &Actor::Resident, t0()).await;
+    let a = create(&*store, &w, "一", GRID_A1, &Actor::Resident, t0()).await;
     let b = create(
-        &store,
+        &*store,
         &w,
         "二",
         GRID_A2,
@@ -276,7 +248,7 @@ async fn events_between_keeps_chain_order_and_bounds() {
     .await;
     // An event stamped earlier than one before it in the chain: still in chain order.
     act(
-        &store,
+        &*store,
         a.id,
         accept(),
         dispatcher(),
@@ -286,7 +258,7 @@ async fn events_between_keeps_chain_order_and_bounds() {
     .await
     .unwrap();
     act(
-        &store,
+        &*store,
         b.id,
         accept(),
         dispatcher(),
@@ -338,12 +310,8 @@ fn visit(org: &str, n: i64) -> NightVisit {
     }
 }
 
-#[tokio::test]
-async fn night_visits_list_a_subtree_newest_first() {
-    let Some(db) = TestDb::new("visits").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn night_visits_list_a_subtree_newest_first(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let orgs = [GRID_A1, COMMUNITY_A, GRID_B1, GRID_A2, COMMUNITY_B, GRID_A1];
     let mut stored = Vec::new();
     for (n, org) in orgs.iter().enumerate() {
@@ -381,16 +349,12 @@ async fn night_visits_list_a_subtree_newest_first() {
 
     // They survive a reopen.
     drop(store);
-    let store = db.store().await;
+    let store = h.open().await;
     assert_eq!(store.night_visit(6).await.unwrap(), Some(stored[5].clone()));
 }
 
-#[tokio::test]
-async fn night_visit_pages_are_capped() {
-    let Some(db) = TestDb::new("visits-cap").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn night_visit_pages_are_capped(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     for n in 0..205 {
         store.create_night_visit(visit(GRID_B1, n)).await.unwrap();
     }
@@ -402,14 +366,10 @@ async fn night_visit_pages_are_capped() {
     assert_eq!((page[0].id, page[199].id), (205, 6));
 }
 
-#[tokio::test]
-async fn hotline_calls_by_number_newest_first() {
-    let Some(db) = TestDb::new("calls").await else {
-        return;
-    };
-    let store = open_with_tree(&db).await;
+pub async fn hotline_calls_by_number_newest_first(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
     let w = World::new();
-    let case = create(&store, &w, "噪音", GRID_A1, &Actor::Resident, t0()).await;
+    let case = create(&*store, &w, "噪音", GRID_A1, &Actor::Resident, t0()).await;
     let call = |phone: &str, n: i64, case_id: Option<i64>| HotlineCall {
         id: 0,
         phone: phone.into(),
