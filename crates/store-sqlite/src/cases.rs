@@ -263,11 +263,6 @@ impl PreparedCreate {
     }
 }
 
-#[cfg(test)]
-pub(crate) fn create_case(conn: &Connection, req: CreateCase) -> Result<Created> {
-    create_prepared(conn, PreparedCreate::new(req)?)
-}
-
 pub(crate) fn create_prepared(conn: &Connection, req: PreparedCreate) -> Result<Created> {
     if let Some(k) = &req.idempotency {
         let seen: Option<(String, i64)> = conn
