@@ -203,3 +203,42 @@ pub fn t0() -> DateTime<Utc> {
         .unwrap()
         .with_timezone(&Utc)
 }
+
+/// Creates `cases` cases (each with an idempotency key) from `tasks` concurrent tasks, task
+/// `t` writing through `stores[t % stores.len()]` (several stores on one database act as
+/// several processes), then checks that the chain and the city's gauge hold every one.
+/// Returns the seconds the creations took.
+pub async fn create_concurrently(stores: &[Arc<dyn Store>], cases: usize, tasks: usize) -> f64 {
+    let w = Arc::new(World::new());
+    let grids = [GRID_A1, GRID_A2, GRID_B1];
+    let started = std::time::Instant::now();
+    let mut handles = Vec::with_capacity(tasks);
+    for t in 0..tasks {
+        let (store, w) = (stores[t % stores.len()].clone(), w.clone());
+        handles.push(tokio::spawn(async move {
+            for i in (t..cases).step_by(tasks) {
+                let now = t0();
+                let decision = w.report(&format!("事件 {i}"), grids[i % 3], &Actor::Resident, now);
+                store
+                    .create_case(CreateCase {
+                        decision,
+                        number_day: local_day(&w, now),
+                        idempotency: key("public", &format!("k{i}"), "fp"),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+
+    let report = stores[0].verify_chain().await.unwrap();
+    assert_eq!(report.checked, cases as u64);
+    assert_eq!(report.first_break, None);
+    let g = stores[0].gauges(&[CITY.to_string()]).await.unwrap();
+    assert_eq!(g[CITY]["reported"], cases as i64);
+    secs
+}
