@@ -118,13 +118,18 @@ pub async fn run(args: LoadArgs) -> Result<ExitCode, String> {
         (None, None) => return Err("give --url of a running server or --data to serve".into()),
     };
     let result = drive(&args, &base).await;
-    let rss = pid.and_then(peak_rss_kb);
+    let rss = pid.and_then(|p| status_kb(p, "VmHWM:"));
+    let now_rss = pid.and_then(|p| status_kb(p, "VmRSS:"));
     if let Some(mut c) = child {
         let _ = c.kill().await;
     }
     let failed = result?;
     match rss {
-        Some(kb) => println!("server peak RSS (VmHWM): {:.0} MB", kb as f64 / 1024.0),
+        Some(kb) => println!(
+            "server peak RSS (VmHWM): {:.0} MB; at the end (VmRSS): {:.0} MB",
+            kb as f64 / 1024.0,
+            now_rss.unwrap_or(0) as f64 / 1024.0
+        ),
         None => println!("server peak RSS: unknown (give --pid or --data)"),
     }
     Ok(if failed {
@@ -185,12 +190,13 @@ async fn spawn_server(data: &std::path::Path) -> Result<(tokio::process::Child, 
     }
 }
 
-/// The peak resident set of a process, from /proc (Linux).
-fn peak_rss_kb(pid: u32) -> Option<u64> {
+/// A memory figure of a process (`VmHWM:` the peak resident set, `VmRSS:` the current one),
+/// from /proc (Linux).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, Months, NaiveDate};
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::path_codes;
 use gridloop_store::Result;
@@ -107,6 +107,51 @@ impl RollupDelta {
     }
 }
 
+/// How a period `from..=to` is read: its whole calendar months from `rollup_months`, the days
+/// before and after them from `rollup_counters`.
+#[derive(Debug, PartialEq, Eq)]
+struct Split {
+    /// Days `from <= day < head_end`.
+    head_end: NaiveDate,
+    /// Days `tail_start < day <= to`.
+    tail_start: NaiveDate,
+    /// Months `first..=last` ('YYYY-MM'); empty when `first > last`.
+    months: (String, String),
+}
+
+fn month(d: NaiveDate) -> String {
+    d.format("%Y-%m").to_string()
+}
+
+fn split(from: NaiveDate, to: NaiveDate) -> Split {
+    let first_of = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+    // The first whole month starts on the 1st at or after `from`; the last whole month ends
+    // on the last day at or before `to`.
+    let start = if from.day() == 1 {
+        from
+    } else {
+        first_of(from)
+            .checked_add_months(Months::new(1))
+            .unwrap_or(from)
+    };
+    let after_to = to.succ_opt().unwrap_or(to);
+    let end = first_of(after_to); // the first day after the last whole month
+    if start >= end {
+        // No whole month: every day from the day table.
+        return Split {
+            head_end: after_to,
+            tail_start: to,
+            months: ("9999-12".into(), "0000-01".into()),
+        };
+    }
+    let last_month = end.pred_opt().unwrap_or(end);
+    Split {
+        head_end: start,
+        tail_start: last_month,
+        months: (month(start), month(last_month)),
+    }
+}
+
 /// Counters summed per org over the days `from..=to`; zero for orgs without any.
 pub(crate) fn counters(
     conn: &Connection,
@@ -114,29 +159,54 @@ pub(crate) fn counters(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<HashMap<String, Counters>> {
-    // One primary-key range per org: a fixed statement, whatever the number of orgs.
+    // Three primary-key ranges per org (days before, months, days after): a fixed statement,
+    // whatever the number of orgs, reading at most a month's worth of days at each end.
     let mut stmt = conn
         .prepare_cached(
             "SELECT coalesce(sum(received), 0), coalesce(sum(closed), 0),
                     coalesce(sum(closed_on_time), 0), coalesce(sum(rework), 0),
                     coalesce(sum(rated), 0), coalesce(sum(satisfied), 0)
-             FROM rollup_counters WHERE org = ?1 AND day >= ?2 AND day <= ?3",
+             FROM (
+                 SELECT received, closed, closed_on_time, rework, rated, satisfied
+                 FROM rollup_counters WHERE org = ?1 AND day >= ?2 AND day < ?3
+                 UNION ALL
+                 SELECT received, closed, closed_on_time, rework, rated, satisfied
+                 FROM rollup_months WHERE org = ?1 AND month >= ?4 AND month <= ?5
+                 UNION ALL
+                 SELECT received, closed, closed_on_time, rework, rated, satisfied
+                 FROM rollup_counters WHERE org = ?1 AND day > ?6 AND day <= ?7
+             )",
         )
         .db()?;
-    let (from, to) = (from.to_string(), to.to_string());
+    if from > to {
+        return Ok(orgs
+            .iter()
+            .map(|o| (o.clone(), Counters::default()))
+            .collect());
+    }
+    let s = split(from, to);
+    let (from, head_end, tail_start, to) = (
+        from.to_string(),
+        s.head_end.to_string(),
+        s.tail_start.to_string(),
+        to.to_string(),
+    );
     let mut out = HashMap::with_capacity(orgs.len());
     for org in orgs {
         let c = stmt
-            .query_row(params![org, from, to], |r| {
-                Ok(Counters {
-                    received: r.get(0)?,
-                    closed: r.get(1)?,
-                    closed_on_time: r.get(2)?,
-                    rework: r.get(3)?,
-                    rated: r.get(4)?,
-                    satisfied: r.get(5)?,
-                })
-            })
+            .query_row(
+                params![org, from, head_end, s.months.0, s.months.1, tail_start, to],
+                |r| {
+                    Ok(Counters {
+                        received: r.get(0)?,
+                        closed: r.get(1)?,
+                        closed_on_time: r.get(2)?,
+                        rework: r.get(3)?,
+                        rated: r.get(4)?,
+                        satisfied: r.get(5)?,
+                    })
+                },
+            )
             .db()?;
         out.insert(org.clone(), c);
     }
@@ -159,4 +229,79 @@ pub(crate) fn gauges(
         out.insert(org.clone(), rows.into_iter().collect());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn periods_split_into_whole_months_and_their_ends() {
+        let s = split(d("2025-01-15"), d("2025-04-10"));
+        assert_eq!(s.head_end, d("2025-02-01"));
+        assert_eq!(s.months, ("2025-02".into(), "2025-03".into()));
+        assert_eq!(s.tail_start, d("2025-03-31"));
+        let s = split(d("2025-01-01"), d("2025-12-31"));
+        assert_eq!(s.head_end, d("2025-01-01"));
+        assert_eq!(s.months, ("2025-01".into(), "2025-12".into()));
+        assert_eq!(s.tail_start, d("2025-12-31"));
+        // Within one month: days only.
+        let s = split(d("2025-02-03"), d("2025-02-20"));
+        assert!(s.months.0 > s.months.1);
+        assert_eq!(s.head_end, d("2025-02-21"));
+        assert_eq!(s.tail_start, d("2025-02-20"));
+    }
+
+    /// Whatever the period, the months and days add up to the sum of the days, also after
+    /// updates (the triggers keep the months).
+    #[test]
+    fn month_sums_equal_day_sums() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let org = "330001".to_string();
+        let mut day = d("2024-12-20");
+        let mut n = 0;
+        while day <= d("2025-03-10") {
+            n += 1;
+            let mut delta = RollupDelta::default();
+            let c = Counters {
+                received: n % 3,
+                closed: n % 5,
+                ..Counters::default()
+            };
+            let m = MeasureDelta {
+                counters: vec![(day, c)],
+                gauges: vec![],
+            };
+            delta.add("/330000/330001/", &m);
+            delta.write(&conn).unwrap();
+            // Twice, so that the months also follow updates.
+            delta.write(&conn).unwrap();
+            day = day.succ_opt().unwrap();
+        }
+        let naive = |from: &str, to: &str| -> (i64, i64) {
+            conn.query_row(
+                "SELECT coalesce(sum(received), 0), coalesce(sum(closed), 0) FROM rollup_counters
+                 WHERE org = ?1 AND day >= ?2 AND day <= ?3",
+                params![org, from, to],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        for (from, to) in [
+            ("2024-12-01", "2025-03-31"),
+            ("2024-12-25", "2025-02-28"),
+            ("2025-01-01", "2025-01-31"),
+            ("2025-01-05", "2025-01-06"),
+            ("2025-02-28", "2025-03-01"),
+            ("2024-11-01", "2024-12-21"),
+        ] {
+            let got = &counters(&conn, std::slice::from_ref(&org), d(from), d(to)).unwrap()[&org];
+            assert_eq!((got.received, got.closed), naive(from, to), "{from}..={to}");
+        }
+    }
 }

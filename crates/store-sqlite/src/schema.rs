@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_channels",
         include_str!("../../../migrations/sqlite/0002_channels.sql"),
     ),
+    (
+        3,
+        "0003_rollup_months",
+        include_str!("../../../migrations/sqlite/0003_rollup_months.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
@@ -175,7 +180,7 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(migrate(&mut conn).unwrap(), 2);
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len() as i64);
         type Columns = (Option<f64>, Option<f64>, Option<String>, Option<i64>);
         let rows: Vec<Columns> = conn
             .prepare("SELECT lat, lng, source_key, visit_id FROM cases ORDER BY id")
