@@ -81,8 +81,8 @@ impl ChainHead {
                     e.actor,
                     ms(e.at),
                     details,
-                    self.hash,
-                    hash
+                    hash_blob(&self.hash)?,
+                    hash_blob(&hash)?
                 ])
                 .db()?;
             self.id = id;
@@ -112,7 +112,15 @@ impl ChainHead {
             let hash = e.hash(&self.hash, id, case_id, seq)?;
             insert
                 .execute(params![
-                    id, case_id, seq, e.action, e.actor, e.at, e.details, self.hash, hash
+                    id,
+                    case_id,
+                    seq,
+                    e.action,
+                    e.actor,
+                    e.at,
+                    e.details,
+                    hash_blob(&self.hash)?,
+                    hash_blob(&hash)?
                 ])
                 .db()?;
             self.id = id;
@@ -180,6 +188,23 @@ impl PreparedEvent {
     }
 }
 
+/// Event hashes are stored as their 32 bytes, not as 64 hex characters: two per event, they
+/// were a fifth of the database. Rows written as text (by older versions, or copied in) read
+/// the same.
+fn hash_blob(hex_hash: &str) -> Result<Vec<u8>> {
+    hex::decode(hex_hash)
+        .map_err(|e| StoreError::Backend(format!("an event hash is not hex ({hex_hash}): {e}")))
+}
+
+fn hash_text(r: &Row<'_>, idx: usize) -> std::result::Result<String, String> {
+    use rusqlite::types::ValueRef;
+    match r.get_ref(idx).map_err(|e| e.to_string())? {
+        ValueRef::Blob(b) => Ok(hex::encode(b)),
+        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|e| e.to_string()),
+        other => Err(format!("its hash is a {:?}", other.data_type())),
+    }
+}
+
 /// A stored event, or why its row does not make one.
 pub(crate) fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> {
     let col = |e: rusqlite::Error| e.to_string();
@@ -195,8 +220,8 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> 
             .ok_or_else(|| format!("its time {at} is out of range"))?,
         details: serde_json::from_str(&details)
             .map_err(|e| format!("its details are not JSON: {e}"))?,
-        prev_hash: r.get(7).map_err(col)?,
-        hash: r.get(8).map_err(col)?,
+        prev_hash: hash_text(r, 7)?,
+        hash: hash_text(r, 8)?,
     })
 }
 
