@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_rollup_months",
         include_str!("../../../migrations/sqlite/0003_rollup_months.sql"),
     ),
+    (
+        4,
+        "0004_rollup_months_in_code",
+        include_str!("../../../migrations/sqlite/0004_rollup_months_in_code.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
@@ -126,6 +131,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
         .db()?;
         tracing::info!(migration = name, "applied migration");
     }
+    crate::rollups::rebuild_months_if_missing(&tx)?;
     tx.commit().db()?;
     Ok(latest)
 }
