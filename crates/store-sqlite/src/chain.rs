@@ -191,7 +191,7 @@ impl PreparedEvent {
 /// Event hashes are stored as their 32 bytes, not as 64 hex characters: two per event, they
 /// were a fifth of the database. Rows written as text (by older versions, or copied in) read
 /// the same.
-fn hash_blob(hex_hash: &str) -> Result<Vec<u8>> {
+pub(crate) fn hash_blob(hex_hash: &str) -> Result<Vec<u8>> {
     hex::decode(hex_hash)
         .map_err(|e| StoreError::Backend(format!("an event hash is not hex ({hex_hash}): {e}")))
 }

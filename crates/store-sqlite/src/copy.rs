@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attachments;
 use crate::cases::{insert_case, parse_doc};
-use crate::chain::{EVENT_COLUMNS, event_from_row};
+use crate::chain::{EVENT_COLUMNS, event_from_row, hash_blob};
 use crate::channels::{CALL_COLUMNS, VISIT_COLUMNS, call_from_row, visit_from_row};
 use crate::directory::{
     ORG_COLUMNS, TOWER_GROUP_COLUMNS, USER_COLUMNS, org_from_row, put_calendar_year, put_orgs,
@@ -432,8 +432,9 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
                         e.actor,
                         ms(e.at),
                         details,
-                        e.prev_hash,
-                        e.hash
+                        // Stored as the writer stores them: 32 bytes, not hex.
+                        hash_blob(&e.prev_hash)?,
+                        hash_blob(&e.hash)?
                     ],
                 )?;
                 if last_event.as_ref().is_none_or(|(id, _)| e.id > *id) {
