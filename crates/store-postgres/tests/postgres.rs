@@ -606,3 +606,60 @@ async fn a_large_import_keeps_order_across_batches() {
     let g = store.gauges(&[CITY.into()]).await.unwrap();
     assert_eq!(g[CITY].get("accepted"), Some(&300));
 }
+
+/// A bulk import refused while its rows still stream in (a number taken by its first case,
+/// thousands of cases before the end): a duplicate, nothing of it written, and the chain,
+/// ids and numbers go on as if it had never been tried.
+#[tokio::test]
+async fn a_refused_large_import_writes_nothing() {
+    use gridloop_domain::case::format_number;
+    use gridloop_domain::measures::MeasureDelta;
+    use gridloop_store::ImportCase;
+
+    let Some(db) = TestDb::new("import-refused").await else {
+        return;
+    };
+    let store = open_with_tree(&db).await;
+    let w = World::new();
+    let day = local_day(&w, t0());
+    let live = create(&store, &w, "先到的", GRID_A1, &Actor::Resident, t0()).await;
+    let imports = |seqs: std::ops::RangeInclusive<u64>| -> Vec<ImportCase> {
+        seqs.map(|seq| {
+            let d = w.report(&format!("历史{seq}"), GRID_A2, &Actor::Resident, t0());
+            let mut measures = MeasureDelta::default();
+            measures.extend(d.measures);
+            let mut case = d.case;
+            case.number = format_number(day, seq);
+            ImportCase {
+                case,
+                events: d.events,
+                measures,
+            }
+        })
+        .collect()
+    };
+    // Numbers 1..=3000: the first is the live case's.
+    let refused = store.import_cases(imports(1..=3000)).await;
+    assert!(
+        matches!(refused, Err(StoreError::Duplicate(_))),
+        "{refused:?}"
+    );
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!((report.checked, report.first_break), (1, None));
+    let g = store.gauges(&[CITY.into()]).await.unwrap();
+    assert_eq!(g[CITY].get("reported"), Some(&1));
+
+    store.import_cases(imports(2..=3000)).await.unwrap();
+    let report = store.verify_chain().await.unwrap();
+    assert_eq!((report.checked, report.first_break), (3000, None));
+    let last = store
+        .case_by_number(&format_number(day, 3000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.id, live.id + 2999);
+    let next = create(&store, &w, "之后", GRID_A1, &Actor::Resident, t0()).await;
+    assert_eq!((next.id, next.number), (3001, format_number(day, 3001)));
+    let g = store.gauges(&[CITY.into()]).await.unwrap();
+    assert_eq!(g[CITY].get("reported"), Some(&3001));
+}
