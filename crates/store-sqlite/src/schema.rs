@@ -62,6 +62,8 @@ pub(crate) fn open_writer(db: &Path) -> Result<Connection> {
     // Checkpoints copy the WAL into the database file and sync it: every 10,000 pages
     // (~40 MB) rather than SQLite's 1,000, so that a hot page (a rollup row, an index leaf)
     // is written back once per many batches. The WAL file is cut back to 64 MB after each.
+    // (For a database in a file the writer turns these off and checkpoints on a thread of
+    // its own instead; see `writer`.)
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;

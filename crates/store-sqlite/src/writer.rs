@@ -7,11 +7,17 @@
 //! (one fsync) makes the whole batch durable and only after that is every job answered. Under
 //! load, batches grow by themselves, and throughput with them; when idle, a job commits alone
 //! without waiting for company.
+//!
+//! Checkpoints (copying the WAL into the database file and syncing it) run on a thread of
+//! their own with its own connection, never inside a commit: SQLite's automatic checkpoint
+//! would stall the writer, and every caller waiting on it, for tens of megabytes of random
+//! page writes every few seconds under load.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use gridloop_store::{Result, StoreError};
 use rusqlite::Connection;
@@ -88,10 +94,51 @@ impl<T: Send> Reply for Pending<T> {
 pub(crate) struct Writer {
     jobs: Option<Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    checkpointer: Option<Checkpointer>,
+}
+
+/// How often the checkpointer copies what the WAL holds into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// The thread that checkpoints the WAL while the writer goes on committing.
+struct Checkpointer {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    /// Takes checkpoints over from `writer` (whose automatic ones it turns off), for a
+    /// database in a file; an in-memory database keeps SQLite's own.
+    fn start(writer: &Connection) -> Result<Option<Checkpointer>> {
+        let Some(path) = writer.path().filter(|p| !p.is_empty()).map(str::to_string) else {
+            return Ok(None);
+        };
+        let conn = Connection::open(&path).db()?;
+        conn.busy_timeout(Duration::from_secs(5)).db()?;
+        conn.execute_batch("PRAGMA synchronous = FULL").db()?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("gridloop-sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    // PASSIVE never waits for the writer or readers: it copies what it can.
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = done {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
+        writer.execute_batch("PRAGMA wal_autocheckpoint = 0").db()?;
+        Ok(Some(Checkpointer { stop, thread }))
+    }
 }
 
 impl Writer {
     pub fn start(conn: Connection) -> Result<Writer> {
+        let checkpointer = Checkpointer::start(&conn)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let thread = std::thread::Builder::new()
             .name("gridloop-sqlite-writer".into())
@@ -100,6 +147,7 @@ impl Writer {
         Ok(Writer {
             jobs: Some(tx),
             thread: Some(thread),
+            checkpointer,
         })
     }
 
@@ -124,6 +172,11 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        // The checkpointer first: the writer's connection, closing last, checkpoints the rest.
+        if let Some(c) = self.checkpointer.take() {
+            let _ = c.stop.send(());
+            let _ = c.thread.join();
+        }
         self.jobs.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
