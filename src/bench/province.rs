@@ -309,8 +309,8 @@ pub fn micro_grids(w: &World) -> Result<Vec<Org>, DomainError> {
     Ok(out)
 }
 
-/// A random point inside a random grid of the province, and that grid's code: for intake
-/// with a location, routed by the server.
+/// A random point (lat, lng) well inside a random grid of a province of `streets` streets:
+/// intake with a location, which the server routes to that grid.
 pub fn random_location(streets: usize, rng: &mut impl Rng) -> (f64, f64) {
     let s = rng.random_range(0..streets);
     let k = rng.random_range(0..GRIDS_PER_STREET);
