@@ -1,14 +1,16 @@
 //! Cases: the writes (create, update, bulk import) with their events and rollups, the point
 //! reads, and the hash chain.
 //!
-//! Every write that appends to the chain runs in one transaction that locks rows in one
-//! fixed order: the case row (`FOR NO KEY UPDATE`, updates only), then the `chain_head` row
-//! (`FOR UPDATE`), then the day's case number, idempotency keys and rollups. The chain head
-//! lock serializes appends across all server processes, so event ids are gapless and each
-//! event links to the one before; a fixed order means no two writers wait on each other in
-//! a cycle.
+//! Every write that appends to the chain runs in a transaction that locks rows in one fixed
+//! order: the case rows (`FOR NO KEY UPDATE`, updates only, in the order of their ids), then
+//! the `chain_head` row (`FOR UPDATE`), then the day's case numbers, idempotency keys and
+//! rollups. The chain head lock serializes appends across all server processes, so event
+//! ids are gapless and each event links to the one before; a fixed order means no two
+//! writers wait on each other in a cycle. Creations and updates run as jobs of a write
+//! batch (module `writer`), which takes those locks for all of its jobs at once; bulk
+//! imports take the chain head themselves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -16,7 +18,6 @@ use std::task::Poll;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Transaction;
-use gridloop_domain::DomainError;
 use gridloop_domain::case::{Case, Decision, format_number};
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::path_codes;
@@ -65,7 +66,7 @@ impl<'a> CaseRow<'a> {
     }
 
     /// `$1..=$23` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
-    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
         let c = self.case;
         [
             &c.id,
@@ -151,8 +152,8 @@ impl<'t> Pipeline<'t> {
         self.steps.push(Box::pin(step));
     }
 
-    pub fn len(&self) -> usize {
-        self.steps.len()
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
     }
 
     /// Runs the steps and reports the first failure. Each poll goes through the steps in
@@ -226,26 +227,11 @@ pub(crate) async fn due_cases(
 
 /// The next case id. Only ever called with the chain head locked, which every case insert
 /// holds, so max + 1 cannot collide and ids have no gaps (as in the SQLite store).
-async fn next_case_id(tx: &Transaction<'_>) -> R<i64> {
+pub(crate) async fn next_case_id(tx: &Transaction<'_>) -> R<i64> {
     let stmt = tx
         .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM cases")
         .await?;
     get(&tx.query_one(&stmt, &[]).await?, 0)
-}
-
-/// Hands out the next number of a local day.
-async fn next_number(tx: &Transaction<'_>, day: NaiveDate) -> R<String> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO case_numbers (day, last_seq) VALUES ($1, 1)
-             ON CONFLICT (day) DO UPDATE SET last_seq = case_numbers.last_seq + 1
-             RETURNING last_seq",
-        )
-        .await?;
-    let seq: i64 = get(&tx.query_one(&stmt, &[&day.to_string()]).await?, 0)?;
-    let seq = u64::try_from(seq)
-        .map_err(|_| backend(format!("case number counter of {day} is {seq}")))?;
-    Ok(format_number(day, seq))
 }
 
 /// The day and sequence of a number in the [`format_number`] format (`YYYYMMDD-NNNNNN`).
@@ -269,39 +255,263 @@ pub(crate) async fn bump_number(tx: &Transaction<'_>, day: &str, seq: i64) -> R<
     Ok(())
 }
 
-pub(crate) async fn create_case(tx: &Transaction<'_>, req: &CreateCase) -> R<Created> {
-    // The chain head first: it serializes every case insert, so the reads after it (sent
-    // together with it, run once it is locked, each with a fresh snapshot) see any
-    // concurrent request with the same key as committed, and the next id is free.
-    let lock = tx.prepare_cached(LOCK_HEAD).await?;
-    let seen = tx
-        .prepare_cached(
-            "SELECT fingerprint, case_id FROM idempotency WHERE scope = $1 AND key = $2",
-        )
-        .await?;
-    let max_id = tx
-        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM cases")
-        .await?;
-    let no_key = (String::new(), String::new());
-    let (scope, key) = req
-        .idempotency
-        .as_ref()
-        .map_or((&no_key.0, &no_key.1), |k| (&k.scope, &k.key));
-    let key_params: [&(dyn ToSql + Sync); 2] = [scope, key];
-    let (head, seen, next_id) = tokio::try_join!(
-        tx.query_opt(&lock, &[]),
-        tx.query_opt(&seen, &key_params),
-        tx.query_one(&max_id, &[]),
-    )?;
-    let mut head = ChainHead::from_row(head)?;
-    if let (Some(k), Some(r)) = (&req.idempotency, seen) {
-        let (fingerprint, case_id): (String, i64) = (get(&r, 0)?, get(&r, 1)?);
-        if fingerprint != k.fingerprint {
+// --- write batches ----------------------------------------------------------------------
+
+/// Locks the case rows of a write batch in the order of their ids (so that batches of
+/// different processes never wait on each other in a cycle), answering each case as it
+/// now is.
+const LOCK_CASES: &str =
+    "SELECT id, doc FROM cases WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+
+pub(crate) const LOCK_HEAD: &str = "SELECT id, hash FROM chain_head WHERE singleton = 1 FOR UPDATE";
+
+const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency
+        (scope, key, fingerprint, case_id, created_at, region)
+    VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// What a write batch (module `writer`) knows once it holds its locks: read in one round
+/// trip when it starts, then kept up to date in memory by its jobs, so that a job sends
+/// only its writes. Everything here is guarded by the locks the batch holds: its case rows,
+/// and the chain head, which every writer of cases, events, case numbers and idempotency
+/// keys takes.
+pub(crate) struct Batch {
+    head: ChainHead,
+    next_id: i64,
+    /// The last sequence number of each day the batch's creations number in.
+    numbers: HashMap<String, i64>,
+    numbers_read: HashMap<String, i64>,
+    /// Idempotency keys of the batch's creations: (scope, key) → (fingerprint, case id).
+    keys: HashMap<(String, String), (String, i64)>,
+    /// The batch's locked cases, as they are now, with their last event number.
+    cases: HashMap<i64, (Case, i64)>,
+    /// Cases created by this batch, for replays within it.
+    created: HashMap<i64, Case>,
+    /// How to undo what the jobs changed, newest last.
+    log: Vec<Undo>,
+}
+
+enum Undo {
+    NextId(i64),
+    Number(String, i64),
+    Key((String, String), Option<(String, i64)>),
+    Case(i64, Box<(Case, i64)>),
+    Created(i64),
+}
+
+/// The state of a batch before a job, to return to if the job fails.
+pub(crate) struct Checkpoint {
+    log: usize,
+    head: ChainHead,
+}
+
+impl Batch {
+    /// Takes the batch's locks — the case rows of `updates` (sorted, without duplicates),
+    /// then the chain head — and reads what its jobs need, all in one round trip.
+    pub async fn start(tx: &Transaction<'_>, updates: &[i64], creates: &[&CreateCase]) -> R<Batch> {
+        let lock_cases = tx.prepare_cached(LOCK_CASES).await?;
+        let lock_head = tx.prepare_cached(LOCK_HEAD).await?;
+        let last_seqs = tx
+            .prepare_cached(
+                "SELECT case_id, max(seq) FROM events WHERE case_id = ANY($1) GROUP BY case_id",
+            )
+            .await?;
+        let max_id = tx
+            .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM cases")
+            .await?;
+        let numbers = tx
+            .prepare_cached("SELECT day, last_seq FROM case_numbers WHERE day = ANY($1)")
+            .await?;
+        let keys = tx
+            .prepare_cached(
+                "SELECT scope, key, fingerprint, case_id FROM idempotency
+                 WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            )
+            .await?;
+        let mut days: Vec<String> = creates.iter().map(|c| c.number_day.to_string()).collect();
+        days.sort_unstable();
+        days.dedup();
+        let (scopes, names): (Vec<String>, Vec<String>) = creates
+            .iter()
+            .filter_map(|c| c.idempotency.as_ref())
+            .map(|k| (k.scope.clone(), k.key.clone()))
+            .unzip();
+        let none = || async { Ok::<_, tokio_postgres::Error>(Vec::new()) };
+        // Sent together and run in this order: the locks first, so that every read after
+        // them (each with a fresh snapshot) sees all that the writers before committed.
+        let (locked, head, last_seqs, next_id, numbers, keys) = tokio::try_join!(
+            biased;
+            async {
+                if updates.is_empty() {
+                    none().await
+                } else {
+                    tx.query(&lock_cases, &[&updates]).await
+                }
+            },
+            tx.query_opt(&lock_head, &[]),
+            async {
+                if updates.is_empty() {
+                    none().await
+                } else {
+                    tx.query(&last_seqs, &[&updates]).await
+                }
+            },
+            async {
+                if creates.is_empty() {
+                    Ok(None)
+                } else {
+                    tx.query_one(&max_id, &[]).await.map(Some)
+                }
+            },
+            async {
+                if days.is_empty() {
+                    none().await
+                } else {
+                    tx.query(&numbers, &[&days]).await
+                }
+            },
+            async {
+                if scopes.is_empty() {
+                    none().await
+                } else {
+                    tx.query(&keys, &[&scopes, &names]).await
+                }
+            },
+        )?;
+
+        let mut seqs = HashMap::new();
+        for r in &last_seqs {
+            seqs.insert(get::<i64>(r, 0)?, get::<i64>(r, 1)?);
+        }
+        let mut cases = HashMap::new();
+        for r in &locked {
+            let id: i64 = get(r, 0)?;
+            let case = parse_doc(id, &get::<String>(r, 1)?)?;
+            cases.insert(id, (case, seqs.get(&id).copied().unwrap_or(0)));
+        }
+        let mut numbers_read = HashMap::new();
+        for r in &numbers {
+            numbers_read.insert(get::<String>(r, 0)?, get::<i64>(r, 1)?);
+        }
+        let mut known = HashMap::new();
+        for r in &keys {
+            known.insert((get(r, 0)?, get(r, 1)?), (get(r, 2)?, get(r, 3)?));
+        }
+        Ok(Batch {
+            head: ChainHead::from_row(head)?,
+            next_id: next_id.map(|r| get(&r, 0)).transpose()?.unwrap_or(0),
+            numbers: numbers_read.clone(),
+            numbers_read,
+            keys: known,
+            cases,
+            created: HashMap::new(),
+            log: Vec::new(),
+        })
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            log: self.log.len(),
+            head: self.head.clone(),
+        }
+    }
+
+    /// Undoes what the jobs since `cp` changed.
+    pub fn rollback(&mut self, cp: Checkpoint) {
+        while self.log.len() > cp.log {
+            match self.log.pop() {
+                Some(Undo::NextId(id)) => self.next_id = id,
+                Some(Undo::Number(day, seq)) => {
+                    self.numbers.insert(day, seq);
+                }
+                Some(Undo::Key(k, old)) => match old {
+                    Some(v) => {
+                        self.keys.insert(k, v);
+                    }
+                    None => {
+                        self.keys.remove(&k);
+                    }
+                },
+                Some(Undo::Case(id, old)) => {
+                    self.cases.insert(id, *old);
+                }
+                Some(Undo::Created(id)) => {
+                    self.created.remove(&id);
+                }
+                None => break,
+            }
+        }
+        self.head = cp.head;
+    }
+
+    /// Whether the batch locked the case (it existed when the batch started).
+    pub fn has_case(&self, id: i64) -> bool {
+        self.cases.contains_key(&id)
+    }
+
+    /// Reads an idempotency key again (another writer inserted it after all).
+    pub async fn reload_key(&mut self, tx: &Transaction<'_>, scope: &str, key: &str) -> R<()> {
+        let row = tx
+            .query_opt(
+                "SELECT fingerprint, case_id FROM idempotency WHERE scope = $1 AND key = $2",
+                &[&scope, &key],
+            )
+            .await?;
+        let k = (scope.to_string(), key.to_string());
+        match row {
+            Some(r) => self.keys.insert(k, (get(&r, 0)?, get(&r, 1)?)),
+            None => self.keys.remove(&k),
+        };
+        Ok(())
+    }
+
+    /// The batch's closing writes: the new end of the chain and the day counters.
+    pub async fn finish<'t>(&self, tx: &'t Transaction<'_>, p: &mut Pipeline<'t>) -> R<()> {
+        self.head.save(tx, p).await?;
+        let (days, seqs): (Vec<String>, Vec<i64>) = self
+            .numbers
+            .iter()
+            .filter(|(day, seq)| self.numbers_read.get(*day) != Some(*seq))
+            .map(|(day, seq)| (day.clone(), *seq))
+            .unzip();
+        if !days.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO case_numbers (day, last_seq)
+                     SELECT * FROM unnest($1::text[], $2::bigint[])
+                     ON CONFLICT (day) DO UPDATE
+                     SET last_seq = greatest(case_numbers.last_seq, excluded.last_seq)",
+                )
+                .await?;
+            p.push(async move {
+                tx.execute(&stmt, &[&days, &seqs]).await?;
+                Ok(())
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Creates a case, or replays the case created earlier with the same idempotency key: a
+/// job of a write batch, which pushes its writes onto `p` (none for a replay).
+pub(crate) async fn create_case<'t>(
+    tx: &'t Transaction<'_>,
+    b: &mut Batch,
+    p: &mut Pipeline<'t>,
+    req: &CreateCase,
+) -> R<Created> {
+    if let Some(k) = &req.idempotency
+        && let Some((fingerprint, case_id)) = b.keys.get(&(k.scope.clone(), k.key.clone()))
+    {
+        if *fingerprint != k.fingerprint {
             return Err(StoreError::IdempotencyMismatch.into());
         }
-        let case = load_case(&**tx, case_id)
-            .await?
-            .ok_or_else(|| backend(format!("idempotency key refers to missing case {case_id}")))?;
+        let case_id = *case_id;
+        let case = match b.created.get(&case_id) {
+            Some(case) => case.clone(),
+            None => load_case(&**tx, case_id).await?.ok_or_else(|| {
+                backend(format!("idempotency key refers to missing case {case_id}"))
+            })?,
+        };
         return Ok(Created {
             case,
             replayed: true,
@@ -313,79 +523,70 @@ pub(crate) async fn create_case(tx: &Transaction<'_>, req: &CreateCase) -> R<Cre
         events,
         measures,
     } = req.decision.clone();
-    case.id = get(&next_id, 0)?;
-    case.number = next_number(tx, req.number_day).await?;
+    case.id = b.next_id;
+    b.log.push(Undo::NextId(b.next_id));
+    b.next_id += 1;
+    let day = req.number_day.to_string();
+    let last = b.numbers.get(&day).copied().unwrap_or(0);
+    let seq = u64::try_from(last + 1)
+        .map_err(|_| backend(format!("case number counter of {day} is {last}")))?;
+    b.log.push(Undo::Number(day.clone(), last));
+    b.numbers.insert(day, last + 1);
+    case.number = format_number(req.number_day, seq);
     let region = region_of(&case.area_path);
 
     let insert = tx.prepare_cached(INSERT_CASE).await?;
-    let idempotency = tx.prepare_cached(INSERT_IDEMPOTENCY).await?;
     let mut rollups = RollupDelta::default();
     rollups.add(&case.area_path, &measures);
     let rollups = rollups.prepare(tx).await?;
-    let mut p = Pipeline::default();
     let row = case.clone();
     p.push(async move { write_case(tx, &insert, &row).await });
-    head.append(tx, &mut p, case.id, &region, 0, &events)
-        .await?;
-    head.save(tx, &mut p).await?;
-    rollups.push(tx, &mut p);
+    b.head.append(tx, p, case.id, &region, 0, &events).await?;
+    rollups.push(tx, p);
     if let Some(k) = req.idempotency.clone() {
+        let stmt = tx.prepare_cached(INSERT_IDEMPOTENCY).await?;
+        let slot = (k.scope.clone(), k.key.clone());
+        let old = b
+            .keys
+            .insert(slot.clone(), (k.fingerprint.clone(), case.id));
+        b.log.push(Undo::Key(slot, old));
         let (id, at) = (case.id, ms(case.created_at));
-        let region = region.clone();
         p.push(async move {
             let inserted = tx
                 .execute(
-                    &idempotency,
+                    &stmt,
                     &[&k.scope, &k.key, &k.fingerprint, &id, &at, &region],
                 )
                 .await;
             match inserted {
                 Ok(_) => Ok(()),
                 // Written by another writer after all (one that does not take the chain
-                // head, like a copy): the next attempt replays it or refuses the mismatch.
+                // head): running the job again replays it or refuses the mismatch.
                 Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(Error::Retry),
                 Err(e) => Err(e.into()),
             }
         });
     }
-    p.run().await?;
+    b.created.insert(case.id, case.clone());
+    b.log.push(Undo::Created(case.id));
     Ok(Created {
         case,
         replayed: false,
     })
 }
 
-const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency
-        (scope, key, fingerprint, case_id, created_at, region)
-    VALUES ($1, $2, $3, $4, $5, $6)";
-
-const LOCK_HEAD: &str = "SELECT id, hash FROM chain_head WHERE singleton = 1 FOR UPDATE";
-
-/// Runs the decision on the locked case and writes it. `decide` is taken out of its slot
-/// only once the case is locked and its version checked, so that a transaction that failed
-/// before can be run again with it.
-pub(crate) async fn update_case(
-    tx: &Transaction<'_>,
+/// Runs the decision on a case the batch has locked and pushes its writes onto `p`: a job
+/// of a write batch. `decide` is taken out of its slot only once the version is checked,
+/// so that a job that failed before can be run again with it.
+pub(crate) async fn update_case<'t>(
+    tx: &'t Transaction<'_>,
+    b: &mut Batch,
+    p: &mut Pipeline<'t>,
     id: i64,
     expected_version: Option<i64>,
     decide: &mut Option<CaseUpdate>,
 ) -> R<Case> {
-    let lock = tx
-        .prepare_cached("SELECT doc FROM cases WHERE id = $1 FOR NO KEY UPDATE")
-        .await?;
-    // Sent together with the lock and run once it is held: no other writer appends to this
-    // case meanwhile, so the last number stays the last.
-    let last = tx
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE case_id = $1")
-        .await?;
-    let id_param: [&(dyn ToSql + Sync); 1] = [&id];
-    let (row, last) = tokio::try_join!(
-        tx.query_opt(&lock, &id_param),
-        tx.query_one(&last, &id_param)
-    )?;
-    let row = row.ok_or(StoreError::NotFound)?;
-    let last_seq: i64 = get(&last, 0)?;
-    let before = parse_doc(id, &get::<String>(&row, 0)?)?;
+    let (before, last_seq) = b.cases.get(&id).cloned().ok_or(StoreError::NotFound)?;
     if let Some(expected) = expected_version
         && expected != before.version
     {
@@ -398,7 +599,7 @@ pub(crate) async fn update_case(
     let f = decide
         .take()
         .ok_or_else(|| backend("the decision was already used"))?;
-    // A panicking decision fails alone: the transaction rolls back when dropped.
+    // A panicking decision fails alone, like a refused one.
     let decided = catch_unwind(AssertUnwindSafe(|| f(&before)))
         .map_err(|_| backend("the decision panicked"))?;
     let Decision {
@@ -410,89 +611,30 @@ pub(crate) async fn update_case(
     case.id = id;
     case.number.clone_from(&before.number);
 
-    // The case row (a reveal leaves the case as it was: only its event is written) goes
-    // out together with the chain head's lock.
     let update = tx.prepare_cached(UPDATE_CASE).await?;
-    let lock = tx.prepare_cached(LOCK_HEAD).await?;
-    let changed = case != before;
-    let (_, head) = tokio::try_join!(
-        async {
-            if changed {
-                write_case(tx, &update, &case).await?;
-            }
-            Ok::<_, crate::db::Error>(())
-        },
-        async { Ok(tx.query_opt(&lock, &[]).await?) },
-    )?;
-    let mut head = ChainHead::from_row(head)?;
-
     let mut rollups = RollupDelta::default();
     rollups.add(&case.area_path, &measures);
     let rollups = rollups.prepare(tx).await?;
-    let mut p = Pipeline::default();
-    head.append(
-        tx,
-        &mut p,
-        id,
-        &region_of(&case.area_path),
-        last_seq,
-        &events,
-    )
-    .await?;
-    head.save(tx, &mut p).await?;
-    rollups.push(tx, &mut p);
-    p.run().await?;
+    // A reveal leaves the case as it was: only its event is written.
+    if case != before {
+        let row = case.clone();
+        p.push(async move { write_case(tx, &update, &row).await });
+    }
+    b.head
+        .append(tx, p, id, &region_of(&case.area_path), last_seq, &events)
+        .await?;
+    rollups.push(tx, p);
+    let last = last_seq + i64::try_from(events.len()).unwrap_or(i64::MAX);
+    b.log.push(Undo::Case(id, Box::new((before, last_seq))));
+    b.cases.insert(id, (case.clone(), last));
     Ok(case)
 }
 
 /// Writes finished historic cases: fresh ids, their own numbers, events on the chain in
-/// order, measures summed and written once per row.
+/// order, measures summed and written once per row (with `COPY`, module `bulk`).
 pub(crate) async fn import_cases(tx: &Transaction<'_>, cases: &[ImportCase]) -> R<()> {
-    let mut head = ChainHead::lock(tx).await?;
-    let first_id = next_case_id(tx).await?;
-    let insert = tx.prepare_cached(INSERT_CASE).await?;
-    let mut p = Pipeline::default();
-    let mut rollups = RollupDelta::default();
-    // Numbers taken per day, so the live counter continues after the imported ones.
-    let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
-
-    for (id, imp) in (first_id..).zip(cases) {
-        if imp.case.number.is_empty() {
-            return Err(StoreError::Domain(DomainError::invalid(
-                "number",
-                "an imported case needs its number",
-            ))
-            .into());
-        }
-        let mut case = imp.case.clone();
-        case.id = id;
-        if let Some((day, seq)) = parse_number(&case.number) {
-            let last = last_seq.entry(day).or_default();
-            *last = (*last).max(seq);
-        }
-        let (insert, region) = (insert.clone(), region_of(&case.area_path));
-        head.append(tx, &mut p, id, &region, 0, &imp.events).await?;
-        rollups.add(&case.area_path, &imp.measures);
-        // The case before its events: steps run in the order pushed.
-        p.steps.insert(
-            p.len() - imp.events.len(),
-            Box::pin(async move { write_case(tx, &insert, &case).await }),
-        );
-        if p.len() >= IMPORT_BATCH {
-            p.run().await?;
-        }
-    }
-    head.save(tx, &mut p).await?;
-    rollups.prepare(tx).await?.push(tx, &mut p);
-    p.run().await?;
-    for (day, seq) in last_seq {
-        bump_number(tx, &day.to_string(), seq).await?;
-    }
-    Ok(())
+    crate::bulk::import_cases(tx, cases).await
 }
-
-/// Statements an import sends at once.
-const IMPORT_BATCH: usize = 512;
 
 // --- the chain --------------------------------------------------------------------------
 
@@ -504,10 +646,11 @@ const INSERT_EVENT: &str = "INSERT INTO events
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// The end of the chain while a transaction appends to it, with its row locked.
+#[derive(Clone)]
 pub(crate) struct ChainHead {
-    id: i64,
-    hash: String,
-    dirty: bool,
+    pub(crate) id: i64,
+    pub(crate) hash: String,
+    pub(crate) dirty: bool,
 }
 
 impl ChainHead {

@@ -3,19 +3,24 @@
 //!
 //! # Design
 //!
-//! - **Client.** `tokio-postgres` with a small `deadpool` pool per process. Connections use
-//!   no TLS (`NoTls`): the server is expected on loopback or a trusted intranet. Put a TLS
-//!   proxy in between otherwise.
-//! - **Several processes, one database.** Every write is one transaction. A case update
-//!   locks its case row (`SELECT … FOR NO KEY UPDATE`), checks the version, runs the
-//!   caller's decision, writes the case, appends its events and adds its rollups before it
-//!   commits. The hash chain is global, so appends are serialized on the `chain_head` row
-//!   (`FOR UPDATE`), always taken after any case row lock: one fixed lock order everywhere,
-//!   so writers never deadlock (module `cases`). Transactions that still lose a race
-//!   (serialization failure, deadlock) are run again a few times; a decision runs at most
-//!   once. The statements of a write are sent in pipelines, so that the chain head is held
-//!   for a few round trips, not one per statement: appends are serialized across all
-//!   processes, and their rate is bounded by that window and the commit.
+//! - **Client.** `tokio-postgres` with a small `deadpool` pool per process for reads and
+//!   the other writes, plus one connection of the writer's own. Connections use no TLS
+//!   (`NoTls`): the server is expected on loopback or a trusted intranet. Put a TLS proxy in
+//!   between otherwise.
+//! - **Several processes, one database.** The hash chain is global, so appends are
+//!   serialized across all processes on the `chain_head` row (`FOR UPDATE`), always taken
+//!   after any case row lock (`FOR NO KEY UPDATE`): one fixed lock order everywhere, so
+//!   writers never deadlock (module `cases`). A durable commit waits for the server's log
+//!   flush, so one append per commit would bound the write rate by that latency.
+//! - **Group commit, per process.** Case creations and updates go to one writer task per
+//!   store (module `writer`), which takes every job queued at that moment into one
+//!   transaction: it locks the case rows of all its updates (sorted by id), then the chain
+//!   head, reads what its jobs need in the same round trip, runs each job's decision (at
+//!   most once) in memory and sends its writes behind a SAVEPOINT of its own (so a job that
+//!   fails rolls back alone), commits once, and only then answers every job. Other writes
+//!   are one transaction each on the pool; bulk imports take the chain head themselves.
+//!   Transactions that lose a race (serialization failure, deadlock) are run again a few
+//!   times.
 //! - **Integrity in the database.** Events are append-only by trigger; the recorded chain
 //!   head reveals deleted newest events; foreign keys guard references.
 //! - **Schema.** Versioned SQL files in `migrations/postgres/`, compiled in and applied at
@@ -26,12 +31,14 @@
 //! - **The overdue sweep** runs in one process at a time: [`Store::try_sweep_lock`] holds a
 //!   session advisory lock on a connection of its own, released when the lock is dropped.
 
+mod bulk;
 mod cases;
 mod copy;
 mod db;
 mod directory;
 mod list;
 mod schema;
+mod writer;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -66,6 +73,8 @@ const SWEEP_LOCK: i64 = 0x6772_6964_7377_6570;
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// Creations and updates, in batches with one commit each (module `writer`).
+    writer: writer::Writer,
 }
 
 /// Runs `$body` (which may use `?` and `.await`) in a transaction on a pooled connection
@@ -121,18 +130,14 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("gridloop");
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot create the pool: {e}")))?;
-        let store = PgStore { pool, config };
+        let pool = make_pool(&config, pool_size)?;
+        // The writer's connection, of its own: a pool of one opens it again when it breaks.
+        let writer = writer::Writer::start(make_pool(&config, 1)?);
+        let store = PgStore {
+            pool,
+            config,
+            writer,
+        };
         let mut client = store.client().await.map_err(StoreError::from)?;
         let version = schema::migrate(&mut client)
             .await
@@ -144,6 +149,20 @@ impl PgStore {
     async fn client(&self) -> R<Object> {
         Ok(self.pool.get().await?)
     }
+}
+
+fn make_pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool> {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .build()
+        .map_err(|e| StoreError::Backend(format!("cannot create the pool: {e}")))
 }
 
 #[async_trait]
@@ -267,7 +286,7 @@ impl Store for PgStore {
 
     // --- cases --------------------------------------------------------------------------
     async fn create_case(&self, req: CreateCase) -> Result<Created> {
-        in_tx!(self, tx => cases::create_case(&tx, &req).await?)
+        self.writer.create(req).await
     }
 
     async fn update_case(
@@ -276,24 +295,7 @@ impl Store for PgStore {
         expected_version: Option<i64>,
         decide: CaseUpdate,
     ) -> Result<Case> {
-        // The decision runs at most once: a transaction is run again only while it is still
-        // unused (the race was lost before the case was locked).
-        let mut decide = Some(decide);
-        let mut attempt = 0;
-        loop {
-            let result: R<Case> = async {
-                let mut client = self.client().await?;
-                let tx = client.transaction().await?;
-                let case = cases::update_case(&tx, id, expected_version, &mut decide).await?;
-                tx.commit().await?;
-                Ok(case)
-            }
-            .await;
-            match result {
-                Err(e) if is_retryable(&e) && decide.is_some() && attempt < RETRIES => attempt += 1,
-                other => return other.map_err(StoreError::from),
-            }
-        }
+        self.writer.update(id, expected_version, decide).await
     }
 
     async fn case(&self, id: i64) -> Result<Option<Case>> {
