@@ -48,9 +48,10 @@ pub struct LoadArgs {
     /// At most this many requests per phase.
     #[arg(long, default_value_t = 200_000)]
     requests: u64,
-    /// Streets of the seeded province (`bench seed --streets`).
-    #[arg(long, default_value_t = 1000)]
-    streets: usize,
+    /// Streets of the seeded province (`bench seed --streets`); by default asked of the
+    /// server (the province's children).
+    #[arg(long)]
+    streets: Option<usize>,
     /// Years of seeded history, for the periods of stats requests.
     #[arg(long, default_value_t = 3)]
     years: u32,
@@ -217,6 +218,18 @@ async fn login(http: &reqwest::Client, base: &str, username: &str) -> Result<Str
         .ok_or_else(|| format!("login as {username}: no token"))
 }
 
+/// The province's streets, from its stats (one row per child).
+async fn count_streets(http: &reqwest::Client, base: &str, token: &str) -> Result<usize, String> {
+    let r = http
+        .get(format!("{base}/api/v1/stats?org={ROOT}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let v: Value = ok(r).await?.json().await.map_err(|e| e.to_string())?;
+    Ok(v["by_child"].as_array().map_or(0, Vec::len))
+}
+
 async fn drive(args: &LoadArgs, base: &str) -> Result<bool, String> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -226,8 +239,15 @@ async fn drive(args: &LoadArgs, base: &str) -> Result<bool, String> {
     let root = login(&http, base, "dispatcher").await?;
     let mut rng = StdRng::from_os_rng();
     let mut streets = Vec::new();
-    for _ in 0..STREET_SESSIONS.min(args.streets) {
-        let n = rng.random_range(1..=args.streets);
+    let street_count = match args.streets {
+        Some(n) => n,
+        None => count_streets(&http, base, &root).await?,
+    };
+    if street_count == 0 {
+        return Err("the province has no streets: seed it with `gridloop bench seed`".into());
+    }
+    for _ in 0..STREET_SESSIONS.min(street_count) {
+        let n = rng.random_range(1..=street_count);
         let token = login(&http, base, &format!("s{n:04}-dispatcher")).await?;
         streets.push((format!("33{n:04}"), token));
     }
@@ -249,7 +269,7 @@ async fn drive(args: &LoadArgs, base: &str) -> Result<bool, String> {
         streets,
         max_id,
         tracked: std::sync::Mutex::new(Vec::new()),
-        streets_total: args.streets,
+        streets_total: street_count,
         first_day: today - Days::days(i64::from(args.years) * 365 - 1),
         today,
         serial: AtomicU64::new(0),
