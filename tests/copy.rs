@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{App, NOW, fresh_pg_database, run_cli, temp_dir};
+use common::{App, NOW, db_value, fresh_pg_database, run_cli, temp_dir};
 use serde_json::json;
 
 #[tokio::test]
@@ -54,6 +54,14 @@ async fn a_deployment_moves_to_another_store_intact() {
     let (code, out) = run_cli(&["copy", "--from", &from, "--to", &to], None);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("the chain of"), "{out}");
+
+    if target_url.is_none() {
+        // The copy kept the month rollups itself (not left to a rebuild at the next open).
+        let months: i64 = db_value(&target_dir, "SELECT count(*) FROM rollup_months")
+            .parse()
+            .unwrap();
+        assert!(months > 0);
+    }
 
     // A second copy into the now full target is refused, and changes nothing.
     let (code, out) = run_cli(&["copy", "--from", &from, "--to", &to], None);

@@ -21,6 +21,7 @@ use crate::directory::{
     ORG_COLUMNS, TOWER_GROUP_COLUMNS, USER_COLUMNS, org_from_row, put_calendar_year, put_orgs,
     put_setting, put_tower_groups, tower_group_from_row, user_from_row,
 };
+use crate::rollups::RollupDelta;
 use crate::sql::{Db, collect, from_ms, get, ms};
 
 /// The tables in export order. Orgs go by path (parents before children); every other table
@@ -348,6 +349,7 @@ fn day(text: &str) -> Result<NaiveDate> {
 
 pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Result<()> {
     let mut last_event: Option<(i64, String)> = None;
+    let mut days = RollupDelta::default();
     for record in records {
         match record {
             Record::Org(o) => put_orgs(conn, &[o])?,
@@ -455,32 +457,8 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
                     c.case_id
                 ],
             )?,
-            Record::Counters { org, day, counters } => {
-                let c = counters;
-                exec(
-                    conn,
-                    "INSERT INTO rollup_counters
-                         (org, day, received, closed, closed_on_time, rework, rated, satisfied)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (org, day) DO UPDATE SET
-                         received = received + excluded.received,
-                         closed = closed + excluded.closed,
-                         closed_on_time = closed_on_time + excluded.closed_on_time,
-                         rework = rework + excluded.rework,
-                         rated = rated + excluded.rated,
-                         satisfied = satisfied + excluded.satisfied",
-                    params![
-                        org,
-                        day.to_string(),
-                        c.received,
-                        c.closed,
-                        c.closed_on_time,
-                        c.rework,
-                        c.rated,
-                        c.satisfied
-                    ],
-                )?
-            }
+            // Through the rollups' own writer, which keeps the months beside the days.
+            Record::Counters { org, day, counters } => days.add_day(&org, day, &counters),
             Record::Gauge { org, key, n } => exec(
                 conn,
                 "INSERT INTO rollup_gauges (org, key, n) VALUES (?1, ?2, ?3)
@@ -489,6 +467,7 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
             )?,
         }
     }
+    days.write(conn)?;
     if let Some((id, hash)) = last_event {
         exec(
             conn,

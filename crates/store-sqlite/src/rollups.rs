@@ -53,6 +53,16 @@ impl RollupDelta {
         }
     }
 
+    /// Adds one org's counters of one day as they are (a row copied from another store).
+    pub fn add_day(&mut self, org: &str, day: NaiveDate, c: &Counters) {
+        self.counters
+            .entry(org.to_string())
+            .or_default()
+            .entry(day)
+            .or_default()
+            .add(c);
+    }
+
     pub fn write(&self, conn: &Connection) -> Result<()> {
         if !self.counters.is_empty() {
             let mut upsert = conn
