@@ -821,3 +821,108 @@ pub async fn a_failing_job_does_not_undo_its_batch(h: &dyn Harness) {
     let report = store.verify_chain().await.unwrap();
     assert_eq!((report.checked, report.first_break), (60, None));
 }
+
+/// A period with partial months at both ends and whole months between reads the same as
+/// the sum of its days, whichever write added the counters (a created case, an import).
+pub async fn periods_across_months_sum_their_days(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
+    let w = World::new();
+    let now = t0();
+    let first = NaiveDate::from_ymd_opt(2024, 12, 10).unwrap();
+    let last = NaiveDate::from_ymd_opt(2025, 4, 20).unwrap();
+    // Counters on every day of the range, differing from day to day, split between a
+    // created case (GRID_A1) and an imported one (GRID_A2), overlapping on some days.
+    let mut a1 = Vec::new();
+    let mut a2 = Vec::new();
+    let mut day = first;
+    let mut i = 0i64;
+    while day <= last {
+        let c = Counters {
+            received: 1 + i % 4,
+            closed: i % 3,
+            closed_on_time: i % 2,
+            rework: i % 5 / 4,
+            rated: i % 7,
+            satisfied: i % 6 / 2,
+        };
+        if i % 2 == 0 || i % 5 == 0 {
+            a1.push((day, c));
+        }
+        if i % 2 == 1 || i % 5 == 0 {
+            a2.push((day, c));
+        }
+        day = day.succ_opt().unwrap();
+        i += 1;
+    }
+    let mut d = w.report("跨月统计", GRID_A1, &Actor::Resident, now);
+    d.measures.counters = a1.clone();
+    store
+        .create_case(CreateCase {
+            decision: d,
+            number_day: local_day(&w, now),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+    let d = w.report("跨月导入", GRID_A2, &Actor::Resident, now);
+    let mut case = d.case.clone();
+    case.number = format_number(local_day(&w, now), 50);
+    store
+        .import_cases(vec![ImportCase {
+            case,
+            events: d.events,
+            measures: MeasureDelta {
+                counters: a2.clone(),
+                gauges: d.measures.gauges,
+            },
+        }])
+        .await
+        .unwrap();
+
+    let sum = |rows: &[&[(NaiveDate, Counters)]], from: NaiveDate, to: NaiveDate| {
+        let mut total = Counters::default();
+        for (day, c) in rows.iter().flat_map(|r| r.iter()) {
+            if from <= *day && *day <= to {
+                total.add(c);
+            }
+        }
+        total
+    };
+    let codes: Vec<String> = [CITY, COMMUNITY_A, GRID_A1, GRID_A2, GRID_B1]
+        .map(String::from)
+        .to_vec();
+    let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+    for (from, to) in [
+        ("2024-12-15", "2025-03-10"),
+        ("2024-12-01", "2025-03-31"),
+        ("2024-12-31", "2025-04-01"),
+        ("2025-01-31", "2025-02-01"),
+        ("2025-02-01", "2025-02-28"),
+        ("2025-03-03", "2025-03-17"),
+        ("2024-11-01", "2025-12-31"),
+        ("2025-04-21", "2025-06-30"),
+    ] {
+        let (from, to) = (d(from), d(to));
+        let got = store.counters(&codes, from, to).await.unwrap();
+        assert_eq!(got.len(), codes.len());
+        let both = sum(&[&a1, &a2], from, to);
+        assert_eq!(got[CITY], both, "{from}..={to}");
+        assert_eq!(got[COMMUNITY_A], both, "{from}..={to}");
+        assert_eq!(got[GRID_A1], sum(&[&a1], from, to), "{from}..={to}");
+        assert_eq!(got[GRID_A2], sum(&[&a2], from, to), "{from}..={to}");
+        assert!(got[GRID_B1].is_zero(), "{from}..={to}");
+    }
+
+    // The period equals the sum of its single days, as the store reads them.
+    let (from, to) = (d("2024-12-20"), d("2025-03-05"));
+    let mut days = Counters::default();
+    let mut day = from;
+    while day <= to {
+        days.add(&store.counters(&[CITY.into()], day, day).await.unwrap()[CITY]);
+        day = day.succ_opt().unwrap();
+    }
+    assert_eq!(
+        store.counters(&[CITY.into()], from, to).await.unwrap()[CITY],
+        days
+    );
+}

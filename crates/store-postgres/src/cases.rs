@@ -22,6 +22,7 @@ use gridloop_domain::case::{Case, Decision, format_number};
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::path_codes;
 use gridloop_domain::timeline::{ChainBreak, ChainVerifier, Event, NewEvent, event_hash};
+use gridloop_store::period::month;
 use gridloop_store::{CaseUpdate, ChainReport, CreateCase, Created, ImportCase, StoreError};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -864,20 +865,43 @@ impl RollupDelta {
         }
     }
 
+    /// Adds one org's counters of one day as they are (a row copied from another store).
+    pub fn add_day(&mut self, org: &str, region: &str, day: NaiveDate, c: &Counters) {
+        self.counters
+            .entry((org.to_string(), day))
+            .or_insert_with(|| (region.to_string(), Counters::default()))
+            .1
+            .add(c);
+    }
+
     /// Prepares the statements for the rows to write: one statement per table, the rows
     /// as arrays (a write touches a handful of rows: the area and its ancestors, in key
-    /// order).
+    /// order). The day counters are also summed per month, for `rollup_months`, written in
+    /// the same transaction as the days.
     pub async fn prepare(self, tx: &Transaction<'_>) -> R<RollupWrite> {
-        let counters: Vec<_> = self
+        let mut months: BTreeMap<(String, String), (String, Counters)> = BTreeMap::new();
+        for ((org, day), (region, c)) in &self.counters {
+            months
+                .entry((org.clone(), month(*day)))
+                .or_insert_with(|| (region.clone(), Counters::default()))
+                .1
+                .add(c);
+        }
+        let counters: Vec<CounterRow> = self
             .counters
             .into_iter()
             .filter(|(_, c)| !c.1.is_zero())
+            .map(|((org, day), c)| ((org, day.to_string()), c))
             .collect();
+        let months: Vec<CounterRow> = months.into_iter().filter(|(_, c)| !c.1.is_zero()).collect();
         let gauges: Vec<_> = self.gauges.into_iter().filter(|(_, g)| g.1 != 0).collect();
-        let counters_stmt = if counters.is_empty() {
-            None
+        let (counters_stmt, months_stmt) = if counters.is_empty() && months.is_empty() {
+            (None, None)
         } else {
-            Some(tx.prepare_cached(UPSERT_COUNTERS).await?)
+            (
+                Some(tx.prepare_cached(UPSERT_COUNTERS).await?),
+                Some(tx.prepare_cached(UPSERT_MONTHS).await?),
+            )
         };
         let gauges_stmt = if gauges.is_empty() {
             None
@@ -886,21 +910,26 @@ impl RollupDelta {
         };
         Ok(RollupWrite {
             counters,
+            months,
             gauges,
             counters_stmt,
+            months_stmt,
             gauges_stmt,
         })
     }
 }
 
-type CounterRow = ((String, NaiveDate), (String, Counters));
+/// `((org, day or month), (region, counters))`.
+type CounterRow = ((String, String), (String, Counters));
 type GaugeRow = ((String, &'static str), (String, i64));
 
 /// Rollup rows with their prepared statements, ready for a pipeline.
 pub(crate) struct RollupWrite {
     counters: Vec<CounterRow>,
+    months: Vec<CounterRow>,
     gauges: Vec<GaugeRow>,
     counters_stmt: Option<Statement>,
+    months_stmt: Option<Statement>,
     gauges_stmt: Option<Statement>,
 }
 
@@ -916,38 +945,64 @@ const UPSERT_COUNTERS: &str = "INSERT INTO rollup_counters (org, day, region, re
         rated = rollup_counters.rated + excluded.rated,
         satisfied = rollup_counters.satisfied + excluded.satisfied";
 
+const UPSERT_MONTHS: &str = "INSERT INTO rollup_months (org, month, region, received,
+        closed, closed_on_time, rework, rated, satisfied)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+        $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+    ON CONFLICT (org, month) DO UPDATE SET
+        received = rollup_months.received + excluded.received,
+        closed = rollup_months.closed + excluded.closed,
+        closed_on_time = rollup_months.closed_on_time + excluded.closed_on_time,
+        rework = rollup_months.rework + excluded.rework,
+        rated = rollup_months.rated + excluded.rated,
+        satisfied = rollup_months.satisfied + excluded.satisfied";
+
 const UPSERT_GAUGES: &str = "INSERT INTO rollup_gauges (org, key, n, region)
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
     ON CONFLICT (org, key) DO UPDATE SET n = rollup_gauges.n + excluded.n";
 
+/// Pushes one counters upsert (`UPSERT_COUNTERS` or `UPSERT_MONTHS`) of the rows.
+fn push_counters<'t>(
+    tx: &'t Transaction<'_>,
+    p: &mut Pipeline<'t>,
+    stmt: Statement,
+    rows: Vec<CounterRow>,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    let col =
+        |f: fn(&Counters) -> i64| -> Vec<i64> { rows.iter().map(|(_, (_, c))| f(c)).collect() };
+    let (received, closed, on_time) = (
+        col(|c| c.received),
+        col(|c| c.closed),
+        col(|c| c.closed_on_time),
+    );
+    let (rework, rated, satisfied) = (col(|c| c.rework), col(|c| c.rated), col(|c| c.satisfied));
+    let orgs: Vec<String> = rows.iter().map(|((o, _), _)| o.clone()).collect();
+    let keys: Vec<String> = rows.iter().map(|((_, k), _)| k.clone()).collect();
+    let regions: Vec<String> = rows.iter().map(|(_, (r, _))| r.clone()).collect();
+    p.push(async move {
+        tx.execute(
+            &stmt,
+            &[
+                &orgs, &keys, &regions, &received, &closed, &on_time, &rework, &rated, &satisfied,
+            ],
+        )
+        .await?;
+        Ok(())
+    });
+}
+
 impl RollupWrite {
+    /// Pushes the upserts: the days, then their months (every writer in this order, so that
+    /// concurrent transactions lock the rows in the same order), then the gauges.
     pub fn push<'t>(self, tx: &'t Transaction<'_>, p: &mut Pipeline<'t>) {
         if let Some(stmt) = self.counters_stmt {
-            let rows = self.counters;
-            let col = |f: fn(&Counters) -> i64| -> Vec<i64> {
-                rows.iter().map(|(_, (_, c))| f(c)).collect()
-            };
-            let (received, closed, on_time) = (
-                col(|c| c.received),
-                col(|c| c.closed),
-                col(|c| c.closed_on_time),
-            );
-            let (rework, rated, satisfied) =
-                (col(|c| c.rework), col(|c| c.rated), col(|c| c.satisfied));
-            let orgs: Vec<String> = rows.iter().map(|((o, _), _)| o.clone()).collect();
-            let days: Vec<String> = rows.iter().map(|((_, d), _)| d.to_string()).collect();
-            let regions: Vec<String> = rows.iter().map(|(_, (r, _))| r.clone()).collect();
-            p.push(async move {
-                tx.execute(
-                    &stmt,
-                    &[
-                        &orgs, &days, &regions, &received, &closed, &on_time, &rework, &rated,
-                        &satisfied,
-                    ],
-                )
-                .await?;
-                Ok(())
-            });
+            push_counters(tx, p, stmt, self.counters);
+        }
+        if let Some(stmt) = self.months_stmt {
+            push_counters(tx, p, stmt, self.months);
         }
         if let Some(stmt) = self.gauges_stmt {
             let rows = self.gauges;

@@ -4,6 +4,9 @@
 //! pages, so a page costs the same wherever it is). The cursor is `[section, [key…]]` as
 //! JSON: the table being read and the key of its last row exported, as text.
 
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
 use deadpool_postgres::Transaction;
 use gridloop_domain::DomainError;
 use gridloop_domain::measures::Counters;
@@ -11,7 +14,10 @@ use gridloop_store::{IdempotencyRecord, Page, Record, StoreError};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::cases::{ChainHead, EVENT_COLUMNS, bump_number, event_from_row, insert_case, parse_doc};
+use crate::cases::{
+    ChainHead, EVENT_COLUMNS, Pipeline, RollupDelta, bump_number, event_from_row, insert_case,
+    parse_doc,
+};
 use crate::db::{Error, R, backend, from_ms, get, int, ms, region_of};
 use crate::directory::{
     self, CALL_COLUMNS, GROUP_COLUMNS, ORG_COLUMNS, USER_COLUMNS, VISIT_COLUMNS, api_key_from_row,
@@ -291,6 +297,7 @@ pub(crate) async fn export(
 pub(crate) async fn import(tx: &Transaction<'_>, records: &[Record]) -> R<()> {
     let _head = ChainHead::lock(tx).await?;
     let mut events = false;
+    let mut days: Vec<(&String, NaiveDate, &Counters)> = Vec::new();
     for rec in records {
         match rec {
             Record::Org(o) => directory::put_orgs(tx, std::slice::from_ref(o)).await?,
@@ -422,30 +429,8 @@ pub(crate) async fn import(tx: &Transaction<'_>, records: &[Record]) -> R<()> {
                 .await
                 .map_err(|e| duplicate(e, || format!("hotline call {} exists", k.id)))?;
             }
-            Record::Counters { org, day, counters } => {
-                let c = counters;
-                tx.execute(
-                    "INSERT INTO rollup_counters (org, day, received, closed, closed_on_time,
-                         rework, rated, satisfied, region)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-                         coalesce((SELECT region FROM orgs WHERE code = $1), ''))
-                     ON CONFLICT (org, day) DO UPDATE SET received = excluded.received,
-                         closed = excluded.closed, closed_on_time = excluded.closed_on_time,
-                         rework = excluded.rework, rated = excluded.rated,
-                         satisfied = excluded.satisfied",
-                    &[
-                        org,
-                        &day.to_string(),
-                        &c.received,
-                        &c.closed,
-                        &c.closed_on_time,
-                        &c.rework,
-                        &c.rated,
-                        &c.satisfied,
-                    ],
-                )
-                .await?;
-            }
+            // Through the rollups' own writer, which keeps the months beside the days.
+            Record::Counters { org, day, counters } => days.push((org, *day, counters)),
             Record::Gauge { org, key, n } => {
                 tx.execute(
                     "INSERT INTO rollup_gauges (org, key, n, region)
@@ -456,6 +441,28 @@ pub(crate) async fn import(tx: &Transaction<'_>, records: &[Record]) -> R<()> {
                 .await?;
             }
         }
+    }
+    if !days.is_empty() {
+        // Each row with the region of its org, as every other writer gives it.
+        let codes: Vec<&String> = days.iter().map(|(org, _, _)| *org).collect();
+        let regions: HashMap<String, String> = tx
+            .query(
+                "SELECT code, region FROM orgs WHERE code = ANY($1)",
+                &[&codes],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .collect::<R<_>>()?;
+        let mut rollups = RollupDelta::default();
+        for (org, day, c) in days {
+            let region = regions.get(org.as_str()).map_or("", String::as_str);
+            rollups.add_day(org, region, day, c);
+        }
+        let rollups = rollups.prepare(tx).await?;
+        let mut p = Pipeline::default();
+        rollups.push(tx, &mut p);
+        p.run().await?;
     }
     if events {
         // The head is the last event of the chain as now stored.

@@ -13,6 +13,7 @@ use gridloop_domain::org::{Level, Org, subtree_end};
 use gridloop_domain::role::Role;
 use gridloop_store::{
     ApiKey, Attachment, HotlineCall, NewUser, NightVisit, Settings, StoreError, TowerGroup, User,
+    period,
 };
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
@@ -725,20 +726,44 @@ pub(crate) async fn counters(
     from: NaiveDate,
     to: NaiveDate,
 ) -> R<HashMap<String, Counters>> {
+    let mut out: HashMap<String, Counters> = orgs
+        .iter()
+        .map(|o| (o.clone(), Counters::default()))
+        .collect();
+    if from > to || orgs.is_empty() {
+        return Ok(out);
+    }
+    // The whole months from `rollup_months`, the days before and after them from
+    // `rollup_counters`: three primary-key ranges per org, one statement for all the orgs,
+    // reading at most a month's worth of days at each end.
+    let s = period::split(from, to);
     let rows = c
         .query(
             "SELECT org, sum(received)::bigint, sum(closed)::bigint,
                     sum(closed_on_time)::bigint, sum(rework)::bigint, sum(rated)::bigint,
                     sum(satisfied)::bigint
-             FROM rollup_counters WHERE org = ANY($1) AND day >= $2 AND day <= $3
+             FROM (
+                 SELECT org, received, closed, closed_on_time, rework, rated, satisfied
+                 FROM rollup_counters WHERE org = ANY($1) AND day >= $2 AND day < $3
+                 UNION ALL
+                 SELECT org, received, closed, closed_on_time, rework, rated, satisfied
+                 FROM rollup_months WHERE org = ANY($1) AND month >= $4 AND month <= $5
+                 UNION ALL
+                 SELECT org, received, closed, closed_on_time, rework, rated, satisfied
+                 FROM rollup_counters WHERE org = ANY($1) AND day > $6 AND day <= $7
+             ) AS parts
              GROUP BY org",
-            &[&orgs, &from.to_string(), &to.to_string()],
+            &[
+                &orgs,
+                &from.to_string(),
+                &s.head_end.to_string(),
+                &s.months.0,
+                &s.months.1,
+                &s.tail_start.to_string(),
+                &to.to_string(),
+            ],
         )
         .await?;
-    let mut out: HashMap<String, Counters> = orgs
-        .iter()
-        .map(|o| (o.clone(), Counters::default()))
-        .collect();
     for r in &rows {
         out.insert(
             get(r, 0)?,

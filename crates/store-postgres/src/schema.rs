@@ -11,11 +11,18 @@ use deadpool_postgres::Object;
 use crate::db::{R, backend, get};
 
 /// `(version, name, sql)`, in order. Never edit a released migration: add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_rollup_months",
+        include_str!("../../../migrations/postgres/0002_rollup_months.sql"),
+    ),
+];
 
 /// The advisory lock migrations run under ("gridmigr").
 const MIGRATION_LOCK: i64 = 0x6772_6964_6d69_6772;

@@ -6,10 +6,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::NaiveDate;
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::path_codes;
 use gridloop_store::Result;
+use gridloop_store::period::{month, split};
 use rusqlite::{Connection, params};
 
 use crate::sql::{Db, collect, get};
@@ -156,51 +157,6 @@ impl RollupDelta {
     }
 }
 
-/// How a period `from..=to` is read: its whole calendar months from `rollup_months`, the days
-/// before and after them from `rollup_counters`.
-#[derive(Debug, PartialEq, Eq)]
-struct Split {
-    /// Days `from <= day < head_end`.
-    head_end: NaiveDate,
-    /// Days `tail_start < day <= to`.
-    tail_start: NaiveDate,
-    /// Months `first..=last` ('YYYY-MM'); empty when `first > last`.
-    months: (String, String),
-}
-
-fn month(d: NaiveDate) -> String {
-    d.format("%Y-%m").to_string()
-}
-
-fn split(from: NaiveDate, to: NaiveDate) -> Split {
-    let first_of = |d: NaiveDate| d.with_day(1).unwrap_or(d);
-    // The first whole month starts on the 1st at or after `from`; the last whole month ends
-    // on the last day at or before `to`.
-    let start = if from.day() == 1 {
-        from
-    } else {
-        first_of(from)
-            .checked_add_months(Months::new(1))
-            .unwrap_or(from)
-    };
-    let after_to = to.succ_opt().unwrap_or(to);
-    let end = first_of(after_to); // the first day after the last whole month
-    if start >= end {
-        // No whole month: every day from the day table.
-        return Split {
-            head_end: after_to,
-            tail_start: to,
-            months: ("9999-12".into(), "0000-01".into()),
-        };
-    }
-    let last_month = end.pred_opt().unwrap_or(end);
-    Split {
-        head_end: start,
-        tail_start: last_month,
-        months: (month(start), month(last_month)),
-    }
-}
-
 /// Counters summed per org over the days `from..=to`; zero for orgs without any.
 pub(crate) fn counters(
     conn: &Connection,
@@ -312,23 +268,6 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn periods_split_into_whole_months_and_their_ends() {
-        let s = split(d("2025-01-15"), d("2025-04-10"));
-        assert_eq!(s.head_end, d("2025-02-01"));
-        assert_eq!(s.months, ("2025-02".into(), "2025-03".into()));
-        assert_eq!(s.tail_start, d("2025-03-31"));
-        let s = split(d("2025-01-01"), d("2025-12-31"));
-        assert_eq!(s.head_end, d("2025-01-01"));
-        assert_eq!(s.months, ("2025-01".into(), "2025-12".into()));
-        assert_eq!(s.tail_start, d("2025-12-31"));
-        // Within one month: days only.
-        let s = split(d("2025-02-03"), d("2025-02-20"));
-        assert!(s.months.0 > s.months.1);
-        assert_eq!(s.head_end, d("2025-02-21"));
-        assert_eq!(s.tail_start, d("2025-02-20"));
     }
 
     /// Whatever the period, the months and days add up to the sum of the days, also after

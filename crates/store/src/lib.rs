@@ -487,3 +487,113 @@ pub trait Store: Send + Sync + 'static {
     /// event written and new ids continue after the largest imported ones.
     async fn import_records(&self, records: Vec<Record>) -> Result<()>;
 }
+
+/// How a period of local days is read from counters kept both per day and per calendar
+/// month: its whole months from the months, the days before and after them from the days.
+/// Shared by the stores, so that they split a period alike.
+pub mod period {
+    use chrono::{Datelike, Months, NaiveDate};
+
+    /// The parts of a period `from..=to`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Split {
+        /// Days `from <= day < head_end`.
+        pub head_end: NaiveDate,
+        /// Days `tail_start < day <= to`.
+        pub tail_start: NaiveDate,
+        /// Months `first..=last` ('YYYY-MM'); empty when `first > last`.
+        pub months: (String, String),
+    }
+
+    /// The month of a day as 'YYYY-MM', the first seven characters of its 'YYYY-MM-DD'.
+    pub fn month(d: NaiveDate) -> String {
+        d.format("%Y-%m").to_string()
+    }
+
+    /// Splits `from..=to` into its whole calendar months and the days at its two ends.
+    pub fn split(from: NaiveDate, to: NaiveDate) -> Split {
+        let first_of = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+        // The first whole month starts on the 1st at or after `from`; the last whole month
+        // ends on the last day at or before `to`.
+        let start = if from.day() == 1 {
+            from
+        } else {
+            first_of(from)
+                .checked_add_months(Months::new(1))
+                .unwrap_or(from)
+        };
+        let after_to = to.succ_opt().unwrap_or(to);
+        let end = first_of(after_to); // the first day after the last whole month
+        if start >= end {
+            // No whole month: every day from the day table.
+            return Split {
+                head_end: after_to,
+                tail_start: to,
+                months: ("9999-12".into(), "0000-01".into()),
+            };
+        }
+        let last_month = end.pred_opt().unwrap_or(end);
+        Split {
+            head_end: start,
+            tail_start: last_month,
+            months: (month(start), month(last_month)),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn d(s: &str) -> NaiveDate {
+            s.parse().unwrap()
+        }
+
+        #[test]
+        fn periods_split_into_whole_months_and_their_ends() {
+            let s = split(d("2025-01-15"), d("2025-04-10"));
+            assert_eq!(s.head_end, d("2025-02-01"));
+            assert_eq!(s.months, ("2025-02".into(), "2025-03".into()));
+            assert_eq!(s.tail_start, d("2025-03-31"));
+            let s = split(d("2025-01-01"), d("2025-12-31"));
+            assert_eq!(s.head_end, d("2025-01-01"));
+            assert_eq!(s.months, ("2025-01".into(), "2025-12".into()));
+            assert_eq!(s.tail_start, d("2025-12-31"));
+            // Within one month: days only.
+            let s = split(d("2025-02-03"), d("2025-02-20"));
+            assert!(s.months.0 > s.months.1);
+            assert_eq!(s.head_end, d("2025-02-21"));
+            assert_eq!(s.tail_start, d("2025-02-20"));
+            // A whole February of a leap year, with a day on each side.
+            let s = split(d("2024-01-31"), d("2024-03-01"));
+            assert_eq!(s.head_end, d("2024-02-01"));
+            assert_eq!(s.months, ("2024-02".into(), "2024-02".into()));
+            assert_eq!(s.tail_start, d("2024-02-29"));
+        }
+
+        /// Every day of a period is read exactly once: from a month or from one of the ends.
+        #[test]
+        fn every_day_is_read_once() {
+            let start = d("2023-11-01");
+            for a in 0..120 {
+                for len in [0u64, 1, 27, 28, 30, 31, 45, 62, 95] {
+                    let from = start + chrono::Days::new(a * 3);
+                    let to = from + chrono::Days::new(len);
+                    let s = split(from, to);
+                    let mut day = from;
+                    while day <= to {
+                        let head = day < s.head_end;
+                        let tail = day > s.tail_start;
+                        let m = month(day);
+                        let whole = s.months.0 <= m && m <= s.months.1;
+                        assert_eq!(
+                            usize::from(head) + usize::from(tail) + usize::from(whole),
+                            1,
+                            "{day} in {from}..={to}: {s:?}"
+                        );
+                        day = day.succ_opt().unwrap();
+                    }
+                }
+            }
+        }
+    }
+}
