@@ -109,9 +109,10 @@ pub(crate) fn orgs_in_subtree(
 
 pub(crate) fn child_orgs(conn: &Connection, code: &str) -> Result<Vec<Org>> {
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {ORG_COLUMNS} FROM orgs WHERE parent = ?1 ORDER BY code"
-        ))
+        // Without boundaries: a province's streets can carry megabytes of them.
+        .prepare_cached(
+            "SELECT code, name, level, parent, path, NULL FROM orgs WHERE parent = ?1 ORDER BY code",
+        )
         .db()?;
     collect(stmt.query([code]).db()?, org_from_row)
 }

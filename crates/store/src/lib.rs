@@ -363,7 +363,7 @@ pub trait Store: Send + Sync + 'static {
     /// Orgs in the subtree at `path` (itself included), sorted by path. Boundaries only when
     /// asked for.
     async fn orgs_in_subtree(&self, path: &str, with_boundary: bool) -> Result<Vec<Org>>;
-    /// Direct children of an org, sorted by code.
+    /// Direct children of an org, sorted by code, without their boundaries.
     async fn child_orgs(&self, code: &str) -> Result<Vec<Org>>;
     /// Every org with a boundary, with it (for routing).
     async fn orgs_with_boundary(&self) -> Result<Vec<Org>>;
