@@ -10,10 +10,10 @@
 //! indexes (a bitmap OR for visibility) by itself. Lists of open cases only repeat the
 //! partial indexes' condition literally, so that those indexes can serve them.
 
-use gridloop_domain::DomainError;
 use gridloop_domain::case::Case;
 use gridloop_domain::org::subtree_end;
-use gridloop_store::{BBox, CaseFilter, CaseSort, Page, StoreError, Visibility};
+use gridloop_store::cursor::{ListCursor, SortKey as Key};
+use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Visibility};
 use tokio_postgres::GenericClient;
 
 use crate::cases::parse_doc;
@@ -23,16 +23,6 @@ pub(crate) const MAX_LIMIT: u32 = 200;
 
 /// The statuses of open cases, exactly as the partial indexes `cases_open_*` spell them.
 const OPEN: &str = "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
-
-/// The deadline sort key of a case without a deadline is this plus its id.
-const NO_DEADLINE: i64 = 1 << 62;
-
-/// A row's place in a sort order: the sort value (the id itself for newest first) and the id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    value: i64,
-    id: i64,
-}
 
 fn key_expr(sort: CaseSort) -> &'static str {
     match sort {
@@ -48,45 +38,6 @@ fn order_by(sort: CaseSort) -> &'static str {
         CaseSort::Deadline => "deadline_key, id",
         CaseSort::Updated => "updated_at DESC, id DESC",
     }
-}
-
-/// Cursors are opaque to clients: `id` for newest first, `value:id` otherwise (`none` for no
-/// deadline), the same shape as the SQLite store's.
-fn encode_cursor(sort: CaseSort, k: Key) -> String {
-    match sort {
-        CaseSort::Newest => k.id.to_string(),
-        CaseSort::Deadline if k.value >= NO_DEADLINE => format!("none:{}", k.id),
-        CaseSort::Deadline | CaseSort::Updated => format!("{}:{}", k.value, k.id),
-    }
-}
-
-fn decode_cursor(sort: CaseSort, s: &str) -> R<Key> {
-    let bad = || {
-        StoreError::Domain(DomainError::invalid(
-            "cursor",
-            "not a cursor of this list; start again from the first page",
-        ))
-    };
-    let int = |v: &str| v.parse::<i64>().map_err(|_| bad());
-    // The SQLite store marks sparse lists with `~`; its cursors are accepted too.
-    let s = s.strip_prefix('~').unwrap_or(s);
-    Ok(match sort {
-        CaseSort::Newest => {
-            let id = int(s)?;
-            Key { value: id, id }
-        }
-        CaseSort::Deadline | CaseSort::Updated => {
-            let (value, id) = s.split_once(':').ok_or_else(bad)?;
-            let value = match value {
-                "none" if sort == CaseSort::Deadline => NO_DEADLINE.saturating_add(int(id)?),
-                v => int(v)?,
-            };
-            Key {
-                value,
-                id: int(id)?,
-            }
-        }
-    })
 }
 
 /// `col` in the subtree at `path`, as an index range.
@@ -237,7 +188,7 @@ pub(crate) async fn list_cases(c: &impl GenericClient, f: &CaseFilter) -> R<Page
     let cursor = f
         .cursor
         .as_deref()
-        .map(|s| decode_cursor(f.sort, s))
+        .map(|s| ListCursor::decode(f.sort, s).map(|c| c.after))
         .transpose()?;
     let mut q = Sql::default();
     q.push("SELECT id, ")
@@ -264,7 +215,13 @@ pub(crate) async fn list_cases(c: &impl GenericClient, f: &CaseFilter) -> R<Page
         items.push(parse_doc(id, &get::<String>(r, 2)?)?);
     }
     let next_cursor = if rows.len() > limit {
-        last.map(|k| encode_cursor(f.sort, k))
+        last.map(|k| {
+            ListCursor {
+                after: k,
+                sparse: false,
+            }
+            .encode(f.sort)
+        })
     } else {
         None
     };
@@ -274,23 +231,6 @@ pub(crate) async fn list_cases(c: &impl GenericClient, f: &CaseFilter) -> R<Page
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip() {
-        for (sort, value, id) in [
-            (CaseSort::Newest, 7, 7),
-            (CaseSort::Deadline, 1_700_000_000_000, 3),
-            (CaseSort::Deadline, NO_DEADLINE + 9, 9),
-            (CaseSort::Updated, -5, 1),
-        ] {
-            let k = Key { value, id };
-            assert_eq!(decode_cursor(sort, &encode_cursor(sort, k)).unwrap(), k);
-        }
-        assert!(decode_cursor(CaseSort::Newest, "x").is_err());
-        assert!(decode_cursor(CaseSort::Newest, "~").is_err());
-        assert!(decode_cursor(CaseSort::Updated, "none:1").is_err());
-        assert!(decode_cursor(CaseSort::Deadline, "12").is_err());
-    }
 
     #[test]
     fn like_wildcards_are_literal() {

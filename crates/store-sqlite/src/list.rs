@@ -25,10 +25,10 @@
 //! asked (a list of ids, a night visit, a source, a reporter's phone), skip the walk: their
 //! index (the table itself for ids) is named and its few rows sorted ([`choose`]).
 
-use gridloop_domain::DomainError;
 use gridloop_domain::case::{Case, Status};
 use gridloop_domain::org::subtree_end;
-use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Result, StoreError, Visibility};
+use gridloop_store::cursor::{ListCursor as Cursor, SortKey as Key};
+use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Result, Visibility};
 use rusqlite::Connection;
 
 use crate::cases::parse_doc;
@@ -45,17 +45,6 @@ const WALK_BUDGET: usize = 8192;
 /// The statuses of open cases, exactly as the partial indexes `cases_open_*` spell their
 /// condition: a query must repeat it verbatim for SQLite to use them.
 const OPEN: &str = "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
-
-/// The deadline sort key of a case without a deadline is this plus its id (the generated
-/// column `deadline_key`), after every real deadline.
-const NO_DEADLINE: i64 = 1 << 62;
-
-/// A row's place in a sort order: the sort value (the id itself for newest first) and the id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    value: i64,
-    id: i64,
-}
 
 fn key_expr(sort: CaseSort) -> &'static str {
     match sort {
@@ -90,58 +79,6 @@ fn after(sort: CaseSort, k: Key) -> Sql {
             .bind(k.id)
             .push(")"),
     }
-}
-
-/// Where the next page starts, and whether this list turned out sparse: then the next page
-/// collects from the path indexes at once instead of probing with a walk again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    after: Key,
-    sparse: bool,
-}
-
-/// Cursors are opaque to clients: `[~]id` for newest first, `[~]value:id` otherwise (`none`
-/// for no deadline), `~` marking a sparse list.
-fn encode_cursor(sort: CaseSort, c: Cursor) -> String {
-    let k = c.after;
-    let mark = if c.sparse { "~" } else { "" };
-    match sort {
-        CaseSort::Newest => format!("{mark}{}", k.id),
-        CaseSort::Deadline if k.value >= NO_DEADLINE => format!("{mark}none:{}", k.id),
-        CaseSort::Deadline | CaseSort::Updated => format!("{mark}{}:{}", k.value, k.id),
-    }
-}
-
-fn decode_cursor(sort: CaseSort, s: &str) -> Result<Cursor> {
-    let bad = || {
-        StoreError::Domain(DomainError::invalid(
-            "cursor",
-            "not a cursor of this list; start again from the first page",
-        ))
-    };
-    let int = |v: &str| v.parse::<i64>().map_err(|_| bad());
-    let (sparse, s) = match s.strip_prefix('~') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let after = match sort {
-        CaseSort::Newest => {
-            let id = int(s)?;
-            Key { value: id, id }
-        }
-        CaseSort::Deadline | CaseSort::Updated => {
-            let (value, id) = s.split_once(':').ok_or_else(bad)?;
-            let value = match value {
-                "none" if sort == CaseSort::Deadline => NO_DEADLINE.saturating_add(int(id)?),
-                v => int(v)?,
-            };
-            Key {
-                value,
-                id: int(id)?,
-            }
-        }
-    };
-    Ok(Cursor { after, sparse })
 }
 
 /// `col` in the subtree at `path`, as an index range.
@@ -421,7 +358,7 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     let cursor = f
         .cursor
         .as_deref()
-        .map(|c| decode_cursor(f.sort, c))
+        .map(|c| Cursor::decode(f.sort, c))
         .transpose()?;
     let after = cursor.map(|c| c.after);
     let conds = Sql::join(&conditions(f), " AND ", "1");
@@ -465,7 +402,7 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     rows.truncate(limit);
     let next_cursor = if more {
         rows.last()
-            .map(|(k, _)| encode_cursor(f.sort, Cursor { after: *k, sparse }))
+            .map(|(k, _)| Cursor { after: *k, sparse }.encode(f.sort))
     } else {
         None
     };
@@ -871,28 +808,6 @@ mod tests {
                 None => return out,
             }
         }
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        for (sort, value, id) in [
-            (CaseSort::Newest, 7, 7),
-            (CaseSort::Deadline, 1_700_000_000_000, 3),
-            (CaseSort::Deadline, NO_DEADLINE + 9, 9),
-            (CaseSort::Updated, -5, 1),
-        ] {
-            for sparse in [false, true] {
-                let c = Cursor {
-                    after: Key { value, id },
-                    sparse,
-                };
-                assert_eq!(decode_cursor(sort, &encode_cursor(sort, c)).unwrap(), c);
-            }
-        }
-        assert!(decode_cursor(CaseSort::Newest, "x").is_err());
-        assert!(decode_cursor(CaseSort::Newest, "~").is_err());
-        assert!(decode_cursor(CaseSort::Updated, "none:1").is_err());
-        assert!(decode_cursor(CaseSort::Deadline, "12").is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! and writes the result (case row, events on the hash chain, rollups) all together or not
 //! at all.
 
+pub mod cursor;
+
 use std::collections::HashMap;
 
 use async_trait::async_trait;
