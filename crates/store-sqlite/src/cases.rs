@@ -9,9 +9,10 @@ use gridloop_domain::case::{Case, Decision, format_number};
 use gridloop_domain::timeline::NewEvent;
 use gridloop_store::{CaseUpdate, CreateCase, Created, ImportCase, Result, StoreError};
 use rusqlite::types::ToSql;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::chain::{ChainHead, PreparedEvent};
+use crate::codec::{self, Kind};
 use crate::rollups::RollupDelta;
 use crate::sql::{Db, collect, first, get, is_unique_violation, ms};
 
@@ -26,7 +27,8 @@ struct CaseRow<'a> {
     updated_at: i64,
     lat: Option<f64>,
     lng: Option<f64>,
-    doc: String,
+    /// The document as stored (compressed JSON, see [`codec`]).
+    doc: Vec<u8>,
 }
 
 fn encode(case: &Case) -> Result<String> {
@@ -36,11 +38,13 @@ fn encode(case: &Case) -> Result<String> {
 
 impl<'a> CaseRow<'a> {
     fn new(case: &'a Case) -> Result<CaseRow<'a>> {
-        Ok(CaseRow::with_doc(case, encode(case)?))
+        CaseRow::with_json(case, &encode(case)?)
     }
 
-    fn with_doc(case: &'a Case, doc: String) -> CaseRow<'a> {
-        CaseRow {
+    /// A row around the case's JSON document.
+    fn with_json(case: &'a Case, json: &str) -> Result<CaseRow<'a>> {
+        let doc = codec::compress(Kind::Case, json.as_bytes())?;
+        Ok(CaseRow {
             case,
             status: case.status.as_str(),
             channel: case.channel.as_str(),
@@ -51,7 +55,7 @@ impl<'a> CaseRow<'a> {
             lat: case.location.map(|l| l.lat),
             lng: case.location.map(|l| l.lng),
             doc,
-        }
+        })
     }
 
     /// `?1..=?20` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
@@ -96,8 +100,11 @@ const UPDATE_CASE: &str = "UPDATE cases SET status = ?3, version = ?4, channel =
         doc = ?16, lat = ?17, lng = ?18, source_key = ?19, visit_id = ?20
     WHERE id = ?1";
 
-pub(crate) fn parse_doc(id: i64, doc: &str) -> Result<Case> {
-    serde_json::from_str(doc)
+/// The case in a row's `doc` column (at `idx`), compressed or, if written before
+/// compression, plain JSON.
+pub(crate) fn doc_at(r: &Row<'_>, idx: usize, id: i64) -> Result<Case> {
+    let json = codec::decode(Kind::Case, r.get_ref(idx).db()?)?;
+    serde_json::from_slice(&json)
         .map_err(|e| StoreError::Backend(format!("the stored case {id} is corrupt: {e}")))
 }
 
@@ -105,18 +112,14 @@ pub(crate) fn load_case(conn: &Connection, id: i64) -> Result<Option<Case>> {
     let mut stmt = conn
         .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
         .db()?;
-    first(stmt.query([id]).db()?, |r| {
-        parse_doc(id, &get::<String>(r, 0)?)
-    })
+    first(stmt.query([id]).db()?, |r| doc_at(r, 0, id))
 }
 
 pub(crate) fn case_by_number(conn: &Connection, number: &str) -> Result<Option<Case>> {
     let mut stmt = conn
         .prepare_cached("SELECT id, doc FROM cases WHERE number = ?1")
         .db()?;
-    first(stmt.query([number]).db()?, |r| {
-        parse_doc(get(r, 0)?, &get::<String>(r, 1)?)
-    })
+    first(stmt.query([number]).db()?, |r| doc_at(r, 1, get(r, 0)?))
 }
 
 /// `due_at IS NOT NULL` lets SQLite use the partial index on `due_at`.
@@ -231,7 +234,7 @@ impl PreparedCase {
         }
         let mut doc = identity(id, &self.case.number)?;
         doc.push_str(&self.doc_tail);
-        insert_row(conn, &CaseRow::with_doc(&self.case, doc))?;
+        insert_row(conn, &CaseRow::with_json(&self.case, &doc)?)?;
         head.append_prepared(conn, id, 0, &self.events)?;
         Ok(self.case)
     }

@@ -8,6 +8,7 @@ use gridloop_store::{ChainReport, Result, StoreError};
 use rusqlite::{Connection, Row, params};
 use sha2::{Digest, Sha256};
 
+use crate::codec::{self, Kind};
 use crate::sql::{Db, collect, get, ms};
 
 pub(crate) const EVENT_COLUMNS: &str =
@@ -72,6 +73,7 @@ impl ChainHead {
             let details = serde_json::to_string(&e.details).map_err(|err| {
                 StoreError::Backend(format!("cannot encode event details: {err}"))
             })?;
+            let details = codec::compress(Kind::Event, details.as_bytes())?;
             insert
                 .execute(params![
                     id,
@@ -118,7 +120,7 @@ impl ChainHead {
                     e.action,
                     e.actor,
                     e.at,
-                    e.details,
+                    e.stored,
                     hash_blob(&self.hash)?,
                     hash_blob(&hash)?
                 ])
@@ -148,7 +150,10 @@ pub(crate) struct PreparedEvent {
     action: String,
     actor: String,
     at: i64,
+    /// The details' JSON, which the hash is taken over ...
     details: String,
+    /// ... and as stored (compressed, see [`codec`]).
+    stored: Vec<u8>,
 }
 
 impl PreparedEvent {
@@ -159,6 +164,7 @@ impl PreparedEvent {
             action: e.action,
             actor: e.actor,
             at: ms(e.at),
+            stored: codec::compress(Kind::Event, details.as_bytes())?,
             details,
         })
     }
@@ -208,7 +214,8 @@ fn hash_text(r: &Row<'_>, idx: usize) -> std::result::Result<String, String> {
 /// A stored event, or why its row does not make one.
 pub(crate) fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> {
     let col = |e: rusqlite::Error| e.to_string();
-    let details: String = r.get(6).map_err(col)?;
+    let details = codec::decode(Kind::Event, r.get_ref(6).map_err(col)?)
+        .map_err(|e| format!("its details cannot be read: {e}"))?;
     let at: i64 = r.get(5).map_err(col)?;
     Ok(Event {
         id: r.get(0).map_err(col)?,
@@ -218,7 +225,7 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> 
         actor: r.get(4).map_err(col)?,
         at: DateTime::<Utc>::from_timestamp_millis(at)
             .ok_or_else(|| format!("its time {at} is out of range"))?,
-        details: serde_json::from_str(&details)
+        details: serde_json::from_slice(&details)
             .map_err(|e| format!("its details are not JSON: {e}"))?,
         prev_hash: hash_text(r, 7)?,
         hash: hash_text(r, 8)?,

@@ -14,9 +14,10 @@ use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::attachments;
-use crate::cases::{insert_case, parse_doc};
+use crate::cases::{doc_at, insert_case};
 use crate::chain::{EVENT_COLUMNS, event_from_row, hash_blob};
 use crate::channels::{CALL_COLUMNS, VISIT_COLUMNS, call_from_row, visit_from_row};
+use crate::codec::{self, Kind};
 use crate::directory::{
     ORG_COLUMNS, TOWER_GROUP_COLUMNS, USER_COLUMNS, org_from_row, put_calendar_year, put_orgs,
     put_setting, put_tower_groups, tower_group_from_row, user_from_row,
@@ -275,7 +276,7 @@ fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Conv
             visit_from_row(r).map(Record::NightVisit)
         }),
         Section::Cases => ("cases", "id", "id, doc", |r| {
-            parse_doc(get(r, 0)?, &get::<String>(r, 1)?).map(|c| Record::Case(Box::new(c)))
+            doc_at(r, 1, get(r, 0)?).map(|c| Record::Case(Box::new(c)))
         }),
         Section::Idempotency => (
             "idempotency",
@@ -422,6 +423,8 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
             Record::Event(e) => {
                 let details = serde_json::to_string(&e.details)
                     .map_err(|err| StoreError::Backend(format!("event details: {err}")))?;
+                // Stored as the writer stores them: compressed, hashes as 32 bytes.
+                let details = codec::compress(Kind::Event, details.as_bytes())?;
                 exec(
                     conn,
                     "INSERT INTO events (id, case_id, seq, action, actor, at, details,
@@ -434,7 +437,6 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
                         e.actor,
                         ms(e.at),
                         details,
-                        // Stored as the writer stores them: 32 bytes, not hex.
                         hash_blob(&e.prev_hash)?,
                         hash_blob(&e.hash)?
                     ],

@@ -31,6 +31,7 @@ mod attachments;
 mod cases;
 mod chain;
 mod channels;
+mod codec;
 mod copy;
 mod directory;
 mod list;

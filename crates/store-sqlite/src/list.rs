@@ -31,7 +31,7 @@ use gridloop_store::cursor::{ListCursor as Cursor, SortKey as Key};
 use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Result, Visibility};
 use rusqlite::Connection;
 
-use crate::cases::parse_doc;
+use crate::cases::doc_at;
 use crate::sql::{Db, Sql, get};
 
 pub(crate) const MAX_LIMIT: u32 = 200;
@@ -224,8 +224,8 @@ fn search(q: &str) -> Sql {
     Sql::join(
         &[
             like("number"),
-            like("json_extract(doc, '$.title')"),
-            like("json_extract(doc, '$.description')"),
+            like("json_extract(doc_json(doc), '$.title')"),
+            like("json_extract(doc_json(doc), '$.description')"),
         ],
         " OR ",
         "0",
@@ -506,7 +506,7 @@ fn fetch(conn: &Connection, q: &Sql, out: &mut Vec<(Key, Case)>) -> Result<()> {
             id,
             value: get(r, 1)?,
         };
-        out.push((key, parse_doc(id, &get::<String>(r, 2)?)?));
+        out.push((key, doc_at(r, 2, id)?));
     }
     Ok(())
 }
@@ -539,7 +539,7 @@ fn run_walk(
         // NULL when an OR branch compared with a NULL column and none matched.
         if get::<Option<bool>>(r, 2)?.unwrap_or(false) {
             hits += 1;
-            out.push((key, parse_doc(id, &get::<String>(r, 3)?)?));
+            out.push((key, doc_at(r, 3, id)?));
             if out.len() >= want {
                 return Ok(None);
             }
@@ -575,6 +575,7 @@ mod tests {
     #[test]
     fn lists_use_their_indexes() {
         let mut conn = Connection::open_in_memory().unwrap();
+        crate::codec::register_functions(&conn).unwrap();
         crate::schema::migrate(&mut conn).unwrap();
         let k = Key { value: 5, id: 5 };
         let vis = Some(Visibility {
@@ -772,6 +773,7 @@ mod tests {
         let store = crate::SqliteStore::open(dir.path()).unwrap();
         let all = populate(&store).await;
         let conn = Connection::open(dir.path().join("gridloop.db")).unwrap();
+        crate::codec::register_functions(&conn).unwrap();
         for f in filters() {
             for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
                 let f = CaseFilter { sort, ..f.clone() };

@@ -74,6 +74,7 @@ pub(crate) fn open_writer(db: &Path) -> Result<Connection> {
     )
     .db()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    crate::codec::register_functions(&conn).db()?;
     Ok(conn)
 }
 
@@ -91,6 +92,7 @@ pub(crate) fn open_reader(db: &Path) -> Result<Connection> {
     )
     .db()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    crate::codec::register_functions(&conn).db()?;
     Ok(conn)
 }
 
