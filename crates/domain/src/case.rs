@@ -901,10 +901,74 @@ pub(crate) fn finish(
     NewEvent::new(action, actor, now, Value::Object(details))
 }
 
-/// Fields that differ between two versions of a case, as `{field: [before, after]}`.
-/// Bookkeeping fields that change on every step are left out.
-pub fn diff(before: &Case, after: &Case) -> Map<String, Value> {
-    const SKIP: [&str; 3] = ["version", "updated_at", "due_at"];
+/// Builds [`diff`] from the fields of [`Case`], every one of them named once: in `skip`
+/// (bookkeeping that changes on every step) or in `diff`, in declaration order. The
+/// exhaustive destructuring below stops compiling when a field is added to `Case` and not
+/// here, and the tests check the names against the serialized keys and their order.
+macro_rules! case_diff {
+    (
+        $(#[$m:meta])*
+        skip [$($skip:ident),* $(,)?]
+        diff [$($field:ident),* $(,)?]
+    ) => {
+        /// Serialized keys of [`Case`] that [`diff`] leaves out.
+        #[doc(hidden)]
+        pub const DIFF_SKIPPED: &[&str] = &[$(stringify!($skip)),*];
+        /// Serialized keys of [`Case`] that [`diff`] compares, in declaration order.
+        #[doc(hidden)]
+        pub const DIFF_FIELDS: &[&str] = &[$(stringify!($field)),*];
+
+        $(#[$m])*
+        pub fn diff(before: &Case, after: &Case) -> Map<String, Value> {
+            let Case { $($skip: _,)* $($field: _,)* } = after;
+            let mut out = Map::new();
+            $(
+                // Only fields that differ are serialized; equal Rust values serialize
+                // equally, and unequal ones may still serialize the same (`Some(null)`
+                // and `None` in `attributes`), which the JSON comparison leaves out.
+                if before.$field != after.$field {
+                    match (
+                        serde_json::to_value(&before.$field),
+                        serde_json::to_value(&after.$field),
+                    ) {
+                        (Ok(b), Ok(a)) => {
+                            if b != a {
+                                out.insert(stringify!($field).into(), Value::Array(vec![b, a]));
+                            }
+                        }
+                        _ => return Map::new(),
+                    }
+                }
+            )*
+            out
+        }
+    };
+}
+
+case_diff! {
+    /// Fields that differ between two versions of a case, as `{field: [before, after]}`.
+    /// Bookkeeping fields that change on every step are left out.
+    ///
+    /// Field by field: only changed fields are serialized. The output is the same as
+    /// [`diff_via_json`]'s, which serializes both cases whole.
+    skip [version, updated_at, due_at]
+    diff [
+        id, number, status, channel, title, description, category, location, address,
+        area_org, area_path, org, org_path, centre_org, centre_path, handling_mode,
+        difficulty, reporter, created_by, attachments, created_at, accepted_at,
+        dispatched_at, deadline, claim_deadline, claim_reminded, overdue, overdue_since,
+        escalation_level, last_escalated_at, last_supervised_at, supervise_count,
+        pending_extension, extension_days, result, result_attachments, replied_at,
+        closed_at, closed_on_time, rework_count, reopen_count, awaiting_feedback,
+        feedback_count, rating, rating_comment, merged_into, reject_reason, crs,
+        source_key, repeats, visit_id, relay, attributes,
+    ]
+}
+
+/// [`diff`] through whole JSON documents of both cases: the reference the field-wise
+/// version is tested against (it was the implementation until that one replaced it).
+#[doc(hidden)]
+pub fn diff_via_json(before: &Case, after: &Case) -> Map<String, Value> {
     let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
         (serde_json::to_value(before), serde_json::to_value(after))
     else {
@@ -912,7 +976,7 @@ pub fn diff(before: &Case, after: &Case) -> Map<String, Value> {
     };
     let mut out = Map::new();
     for (k, av) in a {
-        if SKIP.contains(&k.as_str()) {
+        if DIFF_SKIPPED.contains(&k.as_str()) {
             continue;
         }
         let bv = b.get(&k).cloned().unwrap_or(Value::Null);
@@ -1062,4 +1126,354 @@ pub fn record_repeat(
     d.insert("report".into(), details);
     let event = finish(case, &mut c, "repeat", d, actor, now, ctx);
     Ok(Decision::new(Some(case), c, vec![event], ctx.calendar))
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+    use crate::calendar::CalendarYear;
+    use crate::role::UserActor;
+    use chrono::{Duration, TimeZone};
+
+    const STREET: &str = "/330782/330782003/";
+    const COMMUNITY: &str = "/330782/330782003/330782003001/";
+    const GRID: &str = "/330782/330782003/330782003001/33078200300101/";
+    const DEPT: &str = "/330782/330782003/330782003D01/";
+
+    fn cal() -> Calendar {
+        let mut c = Calendar::default();
+        c.load_year(&CalendarYear::parse(include_str!("../../../calendars/2026.json")).unwrap());
+        c
+    }
+
+    fn org(path: &str) -> OrgRef {
+        OrgRef::new(crate::org::last_code(path), path)
+    }
+
+    fn user(role: Role, path: &str) -> Actor {
+        Actor::User(UserActor {
+            username: format!("{}@{path}", role.as_str()),
+            role,
+            org: org(path),
+        })
+    }
+
+    /// A case reported with every optional input set.
+    fn full_case(cal: &Calendar, policy: &Policy, now: DateTime<Utc>) -> Case {
+        let input = NewCase {
+            channel: Some(Channel::TowerGroup),
+            title: "护栏破损".into(),
+            description: "小区门口护栏破损".into(),
+            category: None,
+            location: Some(Location {
+                lat: 29.28,
+                lng: 120.05,
+            }),
+            address: Some("稠江街道锦都社区".into()),
+            reporter: Reporter {
+                name: Some("王五".into()),
+                phone: Some("13800001111".into()),
+            },
+            attachments: vec!["a.jpg".into()],
+            crs: Some(Crs::Gcj02),
+            source_key: Some("camera-1/fire".into()),
+            visit_id: Some(7),
+            relay: Some(Relay {
+                tower_group: "T1".into(),
+                commander: "李四".into(),
+                resident_name: None,
+            }),
+            attributes: Some(json!({"alert": "fire", "n": 1.5})),
+        };
+        let ctx = Ctx {
+            now,
+            calendar: cal,
+            policy,
+        };
+        let mut c = new_case(input, &user(Role::Handler, GRID), &org(GRID), &ctx)
+            .unwrap()
+            .case;
+        c.id = 1;
+        c
+    }
+
+    /// Keys of a JSON object in document order (serde_json's `Map` may sort them).
+    fn keys_in_order(text: &str) -> Vec<String> {
+        struct Keys(Vec<String>);
+        impl<'de> Deserialize<'de> for Keys {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Keys;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: A,
+                    ) -> Result<Keys, A::Error> {
+                        let mut keys = Vec::new();
+                        while let Some(k) = m.next_key::<String>()? {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                            keys.push(k);
+                        }
+                        Ok(Keys(keys))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        serde_json::from_str::<Keys>(text).unwrap().0
+    }
+
+    #[test]
+    fn diff_names_every_serialized_key_in_order() {
+        let (cal, policy) = (cal(), Policy::default());
+        let now = Utc.with_ymd_and_hms(2026, 9, 28, 1, 0, 0).unwrap();
+        let keys = keys_in_order(&serde_json::to_string(&full_case(&cal, &policy, now)).unwrap());
+        let compared: Vec<&str> = keys
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !DIFF_SKIPPED.contains(k))
+            .collect();
+        // The same names in the order serde writes them, so that the output is the same
+        // whether or not serde_json keeps insertion order (`preserve_order`).
+        assert_eq!(compared, DIFF_FIELDS);
+        for k in DIFF_SKIPPED {
+            assert!(keys.iter().any(|key| key == k), "{k} is not a key of Case");
+        }
+        assert_eq!(keys.len(), DIFF_FIELDS.len() + DIFF_SKIPPED.len());
+    }
+
+    /// Every field changed alone, to a value of another case: `diff` sees it (or skips
+    /// it) exactly as the JSON diff does.
+    #[test]
+    fn each_field_alone() {
+        let (cal, policy) = (cal(), Policy::default());
+        let now = Utc.with_ymd_and_hms(2026, 9, 28, 1, 0, 0).unwrap();
+        let a = full_case(&cal, &policy, now);
+        // Another case with every field different from `a`'s.
+        let b = Case {
+            id: 2,
+            number: "20260929-000002".into(),
+            status: Status::Closed,
+            version: 9,
+            channel: Channel::Hotline,
+            title: "路灯不亮".into(),
+            description: "路灯坏了".into(),
+            category: Some("public_facilities".into()),
+            location: Some(Location {
+                lat: 29.3,
+                lng: -0.0,
+            }),
+            address: None,
+            area_org: "330782003002".into(),
+            area_path: "/330782/330782003/330782003002/".into(),
+            org: "330782003D01".into(),
+            org_path: DEPT.into(),
+            centre_org: None,
+            centre_path: Some(STREET.into()),
+            handling_mode: Some(HandlingMode::ALL[1]),
+            difficulty: Some(Difficulty::ALL[2]),
+            reporter: Reporter::default(),
+            created_by: None,
+            attachments: vec![],
+            created_at: now + Duration::days(1),
+            updated_at: now + Duration::days(2),
+            accepted_at: Some(now),
+            dispatched_at: Some(now),
+            deadline: Some(now),
+            claim_deadline: Some(now),
+            claim_reminded: true,
+            overdue: true,
+            overdue_since: Some(now),
+            escalation_level: 2,
+            last_escalated_at: Some(now),
+            last_supervised_at: Some(now),
+            supervise_count: 3,
+            pending_extension: Some(ExtensionRequest {
+                days: 2,
+                reason: "需协调".into(),
+                requested_by: "x".into(),
+                requested_at: now,
+            }),
+            extension_days: 4,
+            result: Some("已处理".into()),
+            result_attachments: vec!["b.jpg".into()],
+            replied_at: Some(now),
+            closed_at: Some(now),
+            closed_on_time: Some(false),
+            rework_count: 1,
+            reopen_count: 1,
+            awaiting_feedback: !a.awaiting_feedback,
+            feedback_count: 1,
+            rating: Some(Rating::Unsatisfied),
+            rating_comment: Some("慢".into()),
+            merged_into: Some(5),
+            reject_reason: Some("重复".into()),
+            due_at: Some(now + Duration::days(3)),
+            crs: None,
+            source_key: None,
+            repeats: 3,
+            visit_id: None,
+            relay: None,
+            attributes: Some(Value::Null),
+        };
+        let (Value::Object(av), Value::Object(bv)) = (
+            serde_json::to_value(&a).unwrap(),
+            serde_json::to_value(&b).unwrap(),
+        ) else {
+            unreachable!()
+        };
+        for (k, v) in &bv {
+            let mut mixed = av.clone();
+            mixed.insert(k.clone(), v.clone());
+            let c: Case = serde_json::from_value(Value::Object(mixed)).unwrap();
+            let d = diff(&a, &c);
+            assert_eq!(d, diff_via_json(&a, &c), "{k}");
+            assert_eq!(
+                serde_json::to_string(&d).unwrap(),
+                serde_json::to_string(&diff_via_json(&a, &c)).unwrap()
+            );
+            if DIFF_SKIPPED.contains(&k.as_str()) || av[k] == *v {
+                assert!(d.is_empty(), "{k}: {d:?}");
+            } else {
+                assert_eq!(d.len(), 1, "{k}: {d:?}");
+                assert_eq!(d[k], json!([av[k], v]), "{k}");
+            }
+        }
+        // `null` attributes serialize as `None` does: no change.
+        let mut c = a.clone();
+        c.attributes = None;
+        let mut e = a.clone();
+        e.attributes = Some(Value::Null);
+        assert!(diff(&c, &e).is_empty());
+        assert_eq!(diff(&a, &b), diff_via_json(&a, &b));
+        assert_eq!(diff(&b, &a), diff_via_json(&b, &a));
+    }
+
+    /// Cases walked through pseudo-random decisions, sweeps and feedback: the field-wise
+    /// diff equals the JSON diff at every step and between pairs of the states met.
+    #[test]
+    fn matches_the_json_diff_on_walked_cases() {
+        let (cal, policy) = (cal(), Policy::default());
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let places = [STREET, COMMUNITY, GRID, DEPT];
+        let roles = [Role::Dispatcher, Role::Handler, Role::Leader, Role::Admin];
+        let mut states: Vec<Case> = Vec::new();
+        for walk in 0..60 {
+            let mut now =
+                Utc.with_ymd_and_hms(2026, 3, 2, 1, 0, 0).unwrap() + Duration::hours(walk * 37);
+            let mut case = full_case(&cal, &policy, now);
+            if walk % 2 == 0 {
+                // A resident's bare report as well.
+                case.relay = None;
+                case.attributes = None;
+                case.location = None;
+            }
+            states.push(case.clone());
+            for _ in 0..60 {
+                now += Duration::minutes(1 + next(3000) as i64);
+                let ctx = Ctx {
+                    now,
+                    calendar: &cal,
+                    policy: &policy,
+                };
+                let target = places[1 + next(3)];
+                let action = match next(14) {
+                    0 => Action::Accept {
+                        handling_mode: HandlingMode::ALL[next(HandlingMode::ALL.len())],
+                        difficulty: Difficulty::ALL[next(Difficulty::ALL.len())],
+                        category: Some("public_facilities".into()),
+                    },
+                    1 => Action::Reject {
+                        reason: "重复".into(),
+                    },
+                    2 | 3 => Action::Dispatch {
+                        org: crate::org::last_code(target).into(),
+                        note: None,
+                    },
+                    4 | 5 => Action::Claim {},
+                    6 => Action::Return {
+                        reason: "非本网格事项".into(),
+                    },
+                    7 => Action::RequestExtension {
+                        days: 1 + next(4) as u32,
+                        reason: "需协调".into(),
+                    },
+                    8 => Action::DecideExtension {
+                        approved: next(2) == 0,
+                        note: None,
+                    },
+                    9 => Action::Reply {
+                        result: "已处理".into(),
+                        attachments: vec!["r.jpg".into()],
+                    },
+                    10 => Action::Verify {
+                        passed: next(3) > 0,
+                        note: None,
+                    },
+                    11 => Action::Escalate {
+                        reason: "无法解决".into(),
+                    },
+                    12 => Action::Supervise {
+                        note: "请加快".into(),
+                    },
+                    _ => Action::Close {
+                        note: "已解释".into(),
+                    },
+                };
+                let level = match target {
+                    GRID => Level::Grid,
+                    DEPT => Level::Department,
+                    _ => Level::Community,
+                };
+                let resolved = Resolved {
+                    target: Some((org(target), level)),
+                    merge_into: None,
+                };
+                // Mostly whoever acts on the case in its status, sometimes anyone.
+                let actor = match (next(4), case.status) {
+                    (0, _) => user(roles[next(roles.len())], places[next(places.len())]),
+                    (_, Status::Reported | Status::Accepted | Status::Replied) => {
+                        user(Role::Dispatcher, STREET)
+                    }
+                    _ => user(Role::Handler, &case.org_path.clone()),
+                };
+                let d = match next(6) {
+                    0 => crate::sweep::sweep(&case, &ctx).ok_or(()),
+                    1 => feedback(
+                        &case,
+                        Rating::ALL[next(3)],
+                        Some("好"),
+                        &Actor::Resident,
+                        &ctx,
+                    )
+                    .map_err(|_| ()),
+                    _ => decide(&case, &action, &actor, &resolved, &ctx).map_err(|_| ()),
+                };
+                if let Ok(d) = d {
+                    assert_eq!(diff(&case, &d.case), diff_via_json(&case, &d.case));
+                    case = d.case;
+                    states.push(case.clone());
+                }
+            }
+        }
+        assert!(states.len() > 300, "{} states", states.len());
+        let statuses: std::collections::HashSet<Status> = states.iter().map(|c| c.status).collect();
+        assert!(statuses.len() >= 6, "{statuses:?}");
+        // Pairs across walks too (a sample: the JSON oracle is slow in debug builds).
+        for (i, a) in states.iter().enumerate() {
+            for b in states.iter().skip(i % 31).step_by(31) {
+                let d = diff(a, b);
+                assert_eq!(d, diff_via_json(a, b));
+            }
+        }
+    }
 }
