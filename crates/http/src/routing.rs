@@ -8,38 +8,50 @@
 //!
 //! Boundaries sit in an R-tree over their bounding boxes ([`rstar`]); a lookup asks the tree
 //! for the boxes that hold the point and runs the exact point-in-polygon test
-//! ([`Boundary::contains`], holes and MultiPolygons included) only on those. Entries are
+//! ([`BoundarySet::contains`], holes and MultiPolygons included) only on those. Entries are
 //! numbered in order of preference — deeper first, then smaller bounding box, then code — and
 //! the lowest-numbered hit wins, so a point on the border two grids share always routes to
 //! the same one of them (edges count as inside for both), whatever order the tree visits
 //! them in.
 //!
+//! Memory: a province has half a million boundaries, so the index keeps them compactly —
+//! every vertex in one flat array ([`BoundarySet`]), the tree's boxes as `f32` rounded
+//! outwards (a superset of the candidates; the exact test decides), the orgs' paths in one
+//! string (the code is the path's last segment) — and [`Router::load`] reads them from the
+//! store a page at a time, so their GeoJSON is never in memory all at once.
+//!
 //! [`Routing`] holds the current index and swaps in a rebuilt one after an org import.
 
-use std::cmp::Reverse;
-use std::sync::{Arc, RwLock};
+use std::cmp::{Ordering, Reverse};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use gridloop_domain::case::Location;
-use gridloop_domain::geo::Boundary;
+use gridloop_domain::geo::{Boundary, BoundarySet};
 use gridloop_domain::org::{Org, OrgRef, depth};
 use gridloop_store::{Result, Store, StoreError};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, RTreeNode};
-use serde_json::Value;
 
-type Node = GeomWithData<Rectangle<[f64; 2]>, u32>;
+/// A box of the tree and the rank of its boundary.
+type Node = GeomWithData<Rectangle<[f32; 2]>, u32>;
 
-struct Entry {
-    boundary: Boundary,
-    org: OrgRef,
-}
+/// Orgs read from the store at once while loading: a page of micro-grids is ~1 MB of JSON
+/// values, which the allocator reuses for the next page.
+const PAGE: u32 = 2_000;
 
-/// An immutable index of every boundary. Build one with [`Router::load`] or
-/// [`Router::from_orgs`]; replace it as a whole through [`Routing`].
+/// An immutable index of every boundary. Build one with [`Router::load`],
+/// [`Router::from_orgs`] or a [`RouterBuilder`]; replace it as a whole through [`Routing`].
 pub struct Router {
     tree: RTree<Node>,
-    /// In order of preference: the lowest index that contains a point wins.
-    entries: Vec<Entry>,
+    /// By rank (the tree's data; the lowest rank that contains a point wins), the number of
+    /// the boundary in `shapes` and `names`.
+    by_rank: Vec<u32>,
+    shapes: BoundarySet,
+    names: Names,
+    /// The [`OrgRef`]s [`Router::locate`] has lent out, made on first use: one for each of
+    /// half a million orgs would cost ~75 MB, most of them never routed to.
+    refs: Box<[OnceLock<Box<OrgRef>>]>,
     stats: RouterStats,
 }
 
@@ -50,103 +62,198 @@ pub struct RouterStats {
     pub orgs: usize,
     pub polygons: usize,
     pub vertices: usize,
-    /// Estimated heap bytes held by the index: the R-tree, the parsed boundaries and the org
-    /// codes and paths (allocator overhead counted at 16 bytes an allocation).
+    /// Estimated heap bytes held by the index: the R-tree, the boundaries and the org codes
+    /// and paths, not counting the org references lent out by [`Router::locate`].
     pub approx_bytes: usize,
 }
 
+/// Builds a [`Router`] one org at a time, keeping only the compact form of each boundary.
+pub struct RouterBuilder {
+    shapes: BoundarySet,
+    names: Names,
+    /// Per boundary, what ranks it and where the tree puts it; dropped by `finish`.
+    keys: Vec<Key>,
+    stats: RouterStats,
+}
+
+struct Key {
+    area: f64,
+    depth: u32,
+    /// `None` for a boundary that contains nothing (polygons without rings).
+    rect: Option<Rectangle<[f32; 2]>>,
+}
+
+impl Default for RouterBuilder {
+    fn default() -> Self {
+        RouterBuilder::new()
+    }
+}
+
+impl RouterBuilder {
+    pub fn new() -> RouterBuilder {
+        RouterBuilder {
+            shapes: BoundarySet::new(),
+            names: Names::default(),
+            keys: Vec::new(),
+            stats: RouterStats::default(),
+        }
+    }
+
+    /// Adds an org; one without a (valid) boundary is left out.
+    pub fn add(&mut self, org: &Org) {
+        let Some(geometry) = org.boundary.as_ref() else {
+            return;
+        };
+        let Some(boundary) = Boundary::from_geojson(geometry) else {
+            tracing::warn!(org = %org.code, "boundary is not a valid Polygon/MultiPolygon; not routed to");
+            return;
+        };
+        self.stats.polygons += boundary.polygons();
+        self.stats.vertices += boundary.vertices();
+        let (x0, y0, x1, y1) = boundary.bbox;
+        let rect = (boundary.rings() > 0)
+            .then(|| Rectangle::from_corners([down(x0), down(y0)], [up(x1), up(y1)]));
+        self.keys.push(Key {
+            area: (x1 - x0) * (y1 - y0),
+            depth: u32::try_from(depth(&org.path)).unwrap_or(u32::MAX),
+            rect,
+        });
+        self.shapes.push(&boundary);
+        self.names.push(&org.code, &org.path);
+    }
+
+    pub fn finish(self) -> Router {
+        let RouterBuilder {
+            mut shapes,
+            mut names,
+            keys,
+            mut stats,
+        } = self;
+        shapes.shrink_to_fit();
+        names.shrink_to_fit();
+        let mut by_rank: Vec<u32> = (0..keys.len() as u32).collect();
+        by_rank.sort_unstable_by(|&a, &b| {
+            let (ka, kb) = (&keys[a as usize], &keys[b as usize]);
+            (Reverse(ka.depth), ka.area)
+                .partial_cmp(&(Reverse(kb.depth), kb.area))
+                .unwrap_or(Ordering::Equal)
+                .then_with(|| names.code(a).cmp(names.code(b)))
+        });
+        let nodes: Vec<Node> = by_rank
+            .iter()
+            .enumerate()
+            .filter_map(|(rank, &i)| {
+                let rect = keys[i as usize].rect?;
+                Some(GeomWithData::new(rect, rank as u32))
+            })
+            .collect();
+        drop(keys);
+        let tree = RTree::bulk_load(nodes);
+        let refs: Box<[OnceLock<Box<OrgRef>>]> = by_rank.iter().map(|_| OnceLock::new()).collect();
+        stats.orgs = by_rank.len();
+        // Leaves and inner nodes are `RTreeNode`s; bulk loading fills nodes well, so inner
+        // nodes add about a fifth again.
+        stats.approx_bytes = shapes.heap_bytes()
+            + names.heap_bytes()
+            + by_rank.capacity() * 4
+            + refs.len() * std::mem::size_of::<OnceLock<Box<OrgRef>>>()
+            + tree.size() * 6 / 5 * std::mem::size_of::<RTreeNode<Node>>();
+        Router {
+            tree,
+            by_rank,
+            shapes,
+            names,
+            refs,
+            stats,
+        }
+    }
+}
+
 impl Router {
-    /// Loads every boundary from the store and builds the index off the async threads.
+    /// Loads every boundary from the store, a page at a time, and builds the index off the
+    /// async threads. The pages are separate reads: an import during a load is seen in part,
+    /// and the reload that follows the import sees all of it.
     pub async fn load(store: &dyn Store) -> Result<Router> {
-        let orgs = store.orgs_with_boundary().await?;
-        tokio::task::spawn_blocking(move || Router::from_orgs(orgs))
-            .await
-            .map_err(|e| StoreError::Backend(format!("building the routing index failed: {e}")))
+        Router::load_pages(PAGE, |after, limit| async move {
+            store.boundaries_page(after.as_deref(), limit).await
+        })
+        .await
+    }
+
+    /// [`Router::load`] from pages of `limit` orgs that `page(after, limit)` reads.
+    async fn load_pages<F, Fut>(limit: u32, page: F) -> Result<Router>
+    where
+        F: Fn(Option<String>, u32) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Org>>>,
+    {
+        let mut builder = RouterBuilder::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = page(after.take(), limit).await?;
+            let last_page = page.len() < limit as usize;
+            after = page.last().map(|o| o.code.clone());
+            builder = blocking(move || {
+                for org in &page {
+                    builder.add(org);
+                }
+                builder
+            })
+            .await?;
+            if last_page {
+                break;
+            }
+        }
+        blocking(move || builder.finish()).await
     }
 
     /// Builds the index from orgs; those without a (valid) boundary are left out.
     pub fn from_orgs(orgs: impl IntoIterator<Item = Org>) -> Router {
-        let mut stats = RouterStats::default();
-        let mut ranked: Vec<(Reverse<usize>, f64, Entry)> = Vec::new();
+        let mut builder = RouterBuilder::new();
         for org in orgs {
-            let Some(geometry) = org.boundary.as_ref() else {
-                continue;
-            };
-            let Some(boundary) = Boundary::from_geojson(geometry) else {
-                tracing::warn!(org = %org.code, "boundary is not a valid Polygon/MultiPolygon; not routed to");
-                continue;
-            };
-            let (polygons, rings, vertices) = shape_counts(geometry);
-            stats.polygons += polygons;
-            stats.vertices += vertices;
-            stats.approx_bytes += 16 * (1 + polygons + rings + 2)
-                + 24 * (polygons + rings)
-                + 16 * vertices
-                + org.code.len()
-                + org.path.len();
-            let (x0, y0, x1, y1) = boundary.bbox;
-            let area = (x1 - x0) * (y1 - y0);
-            ranked.push((
-                Reverse(depth(&org.path)),
-                area,
-                Entry {
-                    boundary,
-                    org: org.as_ref(),
-                },
-            ));
+            builder.add(&org);
         }
-        ranked.sort_by(|a, b| {
-            (a.0, a.1)
-                .partial_cmp(&(b.0, b.1))
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| a.2.org.code.cmp(&b.2.org.code))
-        });
-        let entries: Vec<Entry> = ranked.into_iter().map(|(_, _, e)| e).collect();
-        let nodes: Vec<Node> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let (x0, y0, x1, y1) = e.boundary.bbox;
-                GeomWithData::new(Rectangle::from_corners([x0, y0], [x1, y1]), i as u32)
-            })
-            .collect();
-        let tree = RTree::bulk_load(nodes);
-        stats.orgs = entries.len();
-        // Leaves and inner nodes are `RTreeNode`s; bulk loading fills nodes well, so inner
-        // nodes add about a fifth again.
-        stats.approx_bytes += entries.len() * std::mem::size_of::<Entry>()
-            + entries.len() * 6 / 5 * std::mem::size_of::<RTreeNode<Node>>();
-        Router {
-            tree,
-            entries,
-            stats,
-        }
+        builder.finish()
     }
 
     /// The org responsible for the point, if any boundary contains it.
     pub fn locate(&self, p: Location) -> Option<&OrgRef> {
+        let i = self.find(p)?;
+        Some(self.refs[i as usize].get_or_init(|| Box::new(self.org_ref(i))))
+    }
+
+    /// [`Router::locate`], answered with a new [`OrgRef`] instead of a lent one.
+    pub fn route(&self, p: Location) -> Option<OrgRef> {
+        self.find(p).map(|i| self.org_ref(i))
+    }
+
+    /// The number of the best boundary that contains the point.
+    fn find(&self, p: Location) -> Option<u32> {
         // Test the candidates best first and stop at the first hit: the micro-grid's few
-        // vertices are tested, not the street's thousands.
+        // vertices are tested, not the street's thousands. Rounding the point to `f32` keeps
+        // it in every box that holds it (rounding is monotone, the boxes' corners are `f32`).
         let mut candidates: Vec<u32> = Vec::with_capacity(8);
         candidates.extend(
             self.tree
-                .locate_all_at_point(&[p.lng, p.lat])
+                .locate_all_at_point(&[p.lng as f32, p.lat as f32])
                 .map(|n| n.data),
         );
         candidates.sort_unstable();
         candidates
             .into_iter()
-            .map(|i| &self.entries[i as usize])
-            .find(|e| e.boundary.contains(p))
-            .map(|e| &e.org)
+            .map(|rank| self.by_rank[rank as usize])
+            .find(|&i| self.shapes.contains(i, p))
+    }
+
+    fn org_ref(&self, i: u32) -> OrgRef {
+        OrgRef::new(self.names.code(i), self.names.path(i))
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.by_rank.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.by_rank.is_empty()
     }
 
     pub fn stats(&self) -> RouterStats {
@@ -154,28 +261,86 @@ impl Router {
     }
 }
 
-/// (polygons, rings, vertices) of a GeoJSON Polygon/MultiPolygon (or a Feature with one).
-fn shape_counts(v: &Value) -> (usize, usize, usize) {
-    let geom = v.get("geometry").unwrap_or(v);
-    let polygon = |p: &Value| {
-        let rings = p.as_array().map_or(&[][..], Vec::as_slice);
-        let vertices = rings
-            .iter()
-            .map(|r| r.as_array().map_or(0, Vec::len))
-            .sum::<usize>();
-        (1, rings.len(), vertices)
-    };
-    let coords = &geom["coordinates"];
-    match geom["type"].as_str() {
-        Some("Polygon") => polygon(coords),
-        Some("MultiPolygon") => coords
-            .as_array()
-            .map_or(&[][..], Vec::as_slice)
-            .iter()
-            .map(polygon)
-            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2)),
-        _ => (0, 0, 0),
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(format!("building the routing index failed: {e}")))
+}
+
+/// The largest `f32` at or below `v`.
+fn down(v: f64) -> f32 {
+    let f = v as f32;
+    if f64::from(f) <= v {
+        f
+    } else {
+        next_toward_zero_or_below(f)
     }
+}
+
+/// The smallest `f32` at or above `v`.
+fn up(v: f64) -> f32 {
+    -down(-v)
+}
+
+/// The `f32` just below `f` (finite `f` only; the boxes come from finite coordinates).
+fn next_toward_zero_or_below(f: f32) -> f32 {
+    if f == 0.0 {
+        -f32::from_bits(1)
+    } else if f > 0.0 {
+        f32::from_bits(f.to_bits() - 1)
+    } else {
+        f32::from_bits(f.to_bits() + 1)
+    }
+}
+
+/// Orgs' paths in one string; an org's code is its path's last segment (else kept aside).
+#[derive(Default)]
+struct Names {
+    text: String,
+    /// Where each path ends in `text`.
+    ends: Vec<u32>,
+    /// Codes that are not their path's last segment (none in a store's tree).
+    odd: HashMap<u32, Box<str>>,
+}
+
+impl Names {
+    fn push(&mut self, code: &str, path: &str) {
+        let i = self.ends.len() as u32;
+        self.text.push_str(path);
+        self.ends
+            .push(u32::try_from(self.text.len()).expect("under 4 GB of org paths"));
+        if last_segment(path) != code {
+            self.odd.insert(i, code.into());
+        }
+    }
+
+    fn path(&self, i: u32) -> &str {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    fn code(&self, i: u32) -> &str {
+        match self.odd.get(&i) {
+            Some(code) => code,
+            None => last_segment(self.path(i)),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.text.capacity() + 4 * self.ends.capacity()
+    }
+}
+
+/// `c` of `/a/b/c/`.
+fn last_segment(path: &str) -> &str {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
 }
 
 /// The index in use, swappable while the server runs: readers take the current `Arc` and keep
@@ -220,7 +385,7 @@ mod lattice;
 mod tests {
     use super::*;
     use gridloop_domain::org::Level;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn at(lng: f64, lat: f64) -> Location {
         Location { lat, lng }
@@ -430,6 +595,62 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn loads_page_by_page_as_from_all_at_once() {
+        let lattice = lattice::Lattice::new(20, 10, 3);
+        let mut orgs: Vec<Org> = lattice.orgs().collect();
+        // As the store pages them: by code, boundaries only.
+        orgs.retain(|o| o.boundary.is_some());
+        orgs.sort_by(|a, b| a.code.cmp(&b.code));
+        let asked = std::sync::Mutex::new(Vec::new());
+        let paged = Router::load_pages(7, |after, limit| {
+            asked.lock().unwrap().push(after.clone());
+            let page: Vec<Org> = orgs
+                .iter()
+                .filter(|o| after.as_deref().is_none_or(|a| o.code.as_str() > a))
+                .take(limit as usize)
+                .cloned()
+                .collect();
+            async move { Ok(page) }
+        })
+        .await
+        .unwrap();
+        let asked = asked.into_inner().unwrap();
+        assert_eq!(
+            asked.len(),
+            orgs.len().div_ceil(7) + usize::from(orgs.len() % 7 == 0)
+        );
+        assert_eq!(asked[0], None);
+        assert_eq!(asked[1].as_deref(), Some(orgs[6].code.as_str()));
+        let whole = Router::from_orgs(orgs.clone());
+        assert_eq!(paged.len(), orgs.len());
+        assert_eq!(paged.stats(), whole.stats());
+        let mut rng = lattice::Rng::new(5);
+        for _ in 0..500 {
+            let p = lattice.random_point(&mut rng);
+            let got = paged.locate(p).cloned();
+            assert!(got.is_some());
+            assert_eq!(got, whole.locate(p).cloned());
+            assert_eq!(got, paged.route(p));
+        }
+    }
+
+    #[test]
+    fn boxes_round_outwards() {
+        for v in [120.0512, 29.2811, -0.3, 0.0, 1e-40, -1e-40, 118.001922, 1.0] {
+            let (d, u) = (down(v), up(v));
+            assert!(f64::from(d) <= v && v <= f64::from(u), "{v}: {d} {u}");
+            assert!(
+                u - d <= 2.0 * f32::EPSILON * v.abs() as f32 + 1e-38,
+                "{v}: tight"
+            );
+            // A point rounded to f32 stays in the rounded box.
+            assert!(d <= v as f32 && v as f32 <= u);
+        }
+        assert_eq!(down(1.0), 1.0);
+        assert_eq!(up(1.0), 1.0);
+    }
+
     /// The benchmark's synthetic city at a CI-friendly size: every lookup agrees with an
     /// exhaustive scan under the same preference rule.
     #[test]
@@ -444,10 +665,10 @@ mod tests {
         );
         assert_eq!(lattice.units(), 20_000);
         let brute = |p: Location| -> Option<&str> {
-            r.entries
+            r.by_rank
                 .iter()
-                .find(|e| e.boundary.contains(p))
-                .map(|e| e.org.code.as_str())
+                .find(|&&i| r.shapes.contains(i, p))
+                .map(|&i| r.names.code(i))
         };
         let mut rng = lattice::Rng::new(42);
         let mut units = 0;

@@ -9,7 +9,7 @@ use gridloop_domain::DomainError;
 use gridloop_domain::calendar::{CalendarYear, NamedDay};
 use gridloop_domain::case::{Action, Case, Resolved, Status, format_number};
 use gridloop_domain::measures::{Counters, MeasureDelta};
-use gridloop_domain::org::Level;
+use gridloop_domain::org::{Level, Org};
 use gridloop_domain::role::{Actor, Role};
 use gridloop_domain::timeline::NewEvent;
 use gridloop_store::{
@@ -638,7 +638,11 @@ pub async fn orgs_users_sessions_and_keys(h: &dyn Harness) {
         "coordinates": [[[120.0, 29.3], [120.1, 29.3], [120.1, 29.4], [120.0, 29.3]]]
     }));
     store.put_orgs(vec![grid.clone()]).await.unwrap();
-    assert_eq!(store.orgs_with_boundary().await.unwrap(), [grid.clone()]);
+    assert_eq!(
+        store.boundaries_page(None, 10).await.unwrap(),
+        [grid.clone()]
+    );
+    boundaries_page_by_keyset(store.as_ref(), &grid).await;
     let plain = store.orgs_in_subtree(&grid.path, false).await.unwrap();
     assert_eq!(plain[0].boundary, None);
     assert_eq!(plain[0].name, "B1网格(新)");
@@ -725,6 +729,52 @@ pub async fn orgs_users_sessions_and_keys(h: &dyn Harness) {
             .await
             .is_err()
     );
+}
+
+/// Boundaries come by code a page at a time, only orgs that have one, each exactly once.
+async fn boundaries_page_by_keyset(store: &dyn Store, grid: &Org) {
+    let mut bounded = Vec::new();
+    for code in [GRID_A2, STREET, GRID_A1] {
+        let mut o = store.org(code).await.unwrap().unwrap();
+        o.boundary = grid.boundary.clone();
+        bounded.push(o);
+    }
+    store.put_orgs(bounded).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.boundaries_page(after.as_deref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        assert!(page.iter().all(|o| o.boundary == grid.boundary));
+        let Some(last) = page.last() else { break };
+        after = Some(last.code.clone());
+        seen.extend(page.into_iter().map(|o| o.code));
+    }
+    assert_eq!(
+        seen,
+        [STREET, GRID_A1, GRID_A2, GRID_B1],
+        "by code, no gaps, no repeats"
+    );
+    let tail = store.boundaries_page(Some(GRID_A1), 10).await.unwrap();
+    assert_eq!(
+        tail.iter().map(|o| o.code.as_str()).collect::<Vec<_>>(),
+        [GRID_A2, GRID_B1]
+    );
+    assert!(
+        store
+            .boundaries_page(Some(GRID_B1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Back as they were, for the rest of the test.
+    let mut plain = Vec::new();
+    for code in [STREET, GRID_A1, GRID_A2] {
+        let mut o = store.org(code).await.unwrap().unwrap();
+        o.boundary = None;
+        plain.push(o);
+    }
+    store.put_orgs(plain).await.unwrap();
 }
 
 pub async fn calendars_settings_and_attachments(h: &dyn Harness) {

@@ -137,16 +137,6 @@ pub(crate) async fn child_orgs(c: &impl GenericClient, code: &str) -> R<Vec<Org>
     rows.iter().map(org_from_row).collect()
 }
 
-pub(crate) async fn orgs_with_boundary(c: &impl GenericClient) -> R<Vec<Org>> {
-    let rows = c
-        .query(
-            &format!("SELECT {ORG_COLUMNS} FROM orgs WHERE boundary IS NOT NULL ORDER BY path"),
-            &[],
-        )
-        .await?;
-    rows.iter().map(org_from_row).collect()
-}
-
 pub(crate) async fn first_org_of_level(c: &impl GenericClient, level: Level) -> R<Option<Org>> {
     c.query_opt(
         &format!(

@@ -31,6 +31,7 @@
 //! - **The overdue sweep** runs in one process at a time: [`Store::try_sweep_lock`] holds a
 //!   session advisory lock on a connection of its own, released when the lock is dropped.
 
+mod boundaries;
 mod bulk;
 mod cases;
 mod copy;
@@ -184,8 +185,8 @@ impl Store for PgStore {
         read!(self, c => directory::child_orgs(c, code).await?)
     }
 
-    async fn orgs_with_boundary(&self) -> Result<Vec<Org>> {
-        read!(self, c => directory::orgs_with_boundary(c).await?)
+    async fn boundaries_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Org>> {
+        read!(self, c => boundaries::boundaries_page(c, after, limit).await?)
     }
 
     async fn first_org_of_level(&self, level: Level) -> Result<Option<Org>> {

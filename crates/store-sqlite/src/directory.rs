@@ -117,15 +117,6 @@ pub(crate) fn child_orgs(conn: &Connection, code: &str) -> Result<Vec<Org>> {
     collect(stmt.query([code]).db()?, org_from_row)
 }
 
-pub(crate) fn orgs_with_boundary(conn: &Connection) -> Result<Vec<Org>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {ORG_COLUMNS} FROM orgs WHERE boundary IS NOT NULL ORDER BY path"
-        ))
-        .db()?;
-    collect(stmt.query([]).db()?, org_from_row)
-}
-
 pub(crate) fn first_org_of_level(conn: &Connection, level: Level) -> Result<Option<Org>> {
     let mut stmt = conn
         .prepare_cached(&format!(

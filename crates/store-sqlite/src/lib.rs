@@ -28,6 +28,7 @@
 //! hotline calls are plain rows beside the cases (module `channels`).
 
 mod attachments;
+mod boundaries;
 mod cases;
 mod chain;
 mod channels;
@@ -135,8 +136,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn orgs_with_boundary(&self) -> Result<Vec<Org>> {
-        self.readers.run(directory::orgs_with_boundary).await
+    async fn boundaries_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Org>> {
+        let after = after.map(str::to_string);
+        self.readers
+            .run(move |c| boundaries::boundaries_page(c, after.as_deref(), limit))
+            .await
     }
 
     async fn first_org_of_level(&self, level: Level) -> Result<Option<Org>> {

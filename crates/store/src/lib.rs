@@ -367,8 +367,10 @@ pub trait Store: Send + Sync + 'static {
     async fn orgs_in_subtree(&self, path: &str, with_boundary: bool) -> Result<Vec<Org>>;
     /// Direct children of an org, sorted by code, without their boundaries.
     async fn child_orgs(&self, code: &str) -> Result<Vec<Org>>;
-    /// Every org with a boundary, with it (for routing).
-    async fn orgs_with_boundary(&self) -> Result<Vec<Org>>;
+    /// Orgs with a boundary, with it, sorted by code: the first `limit` after the code
+    /// `after` (from the start when `None`). For building the routing index a page at a
+    /// time; pass the last code of a page to get the next one.
+    async fn boundaries_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<Org>>;
     /// The org of a level nearest the root (e.g. the only street), for defaults.
     async fn first_org_of_level(&self, level: Level) -> Result<Option<Org>>;
 
