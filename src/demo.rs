@@ -307,14 +307,13 @@ impl World {
         }
     }
 
-    pub(crate) fn actor(&self, username: &str) -> Result<Actor, DomainError> {
+    pub(crate) fn actor(&self, username: &str) -> Result<&Actor, DomainError> {
         self.actors
             .get(username)
-            .cloned()
             .ok_or_else(|| DomainError::invalid("actor", format!("no demo user {username}")))
     }
 
-    fn handler(&self, org: &str) -> Result<Actor, DomainError> {
+    fn handler(&self, org: &str) -> Result<&Actor, DomainError> {
         let name = self
             .handler_of
             .get(org)
@@ -1515,6 +1514,13 @@ impl<'a> Sim<'a> {
     }
 
     fn absorb(&mut self, d: Decision, at: DateTime<Utc>) {
+        // The field-wise diff of the events' `changes` against the JSON one it replaced,
+        // on every decision of the demo's simulations.
+        #[cfg(test)]
+        assert_eq!(
+            case::diff(&self.case, &d.case),
+            case::diff_via_json(&self.case, &d.case)
+        );
         self.case = d.case;
         self.events.extend(d.events);
         self.measures.extend(d.measures);
@@ -1724,7 +1730,7 @@ fn report<'a>(
             .replace("{community}", &comm.org.name)
     };
 
-    let grid_worker = w.handler(&grid.org.code)?;
+    let grid_worker = || w.handler(&grid.org.code).cloned();
     let resident = Reporter {
         name: rng.random_bool(0.85).then(|| person(rng)),
         phone: Some(phone(rng)),
@@ -1732,20 +1738,20 @@ fn report<'a>(
     let (actor, reporter) = match p.channel {
         Channel::ResidentWeb => (Actor::Resident, resident),
         Channel::Open311 => (Actor::ApiClient("demo".into()), resident),
-        Channel::Hotline => (w.actor(&w.dispatcher)?, resident),
-        Channel::NightVisit => (w.handler(&comm.org.code)?, resident),
-        Channel::DoorVisit => (grid_worker, resident),
+        Channel::Hotline => (w.actor(&w.dispatcher)?.clone(), resident),
+        Channel::NightVisit => (w.handler(&comm.org.code)?.clone(), resident),
+        Channel::DoorVisit => (grid_worker()?, resident),
         Channel::TowerGroup => (
-            grid_worker,
+            grid_worker()?,
             Reporter {
                 name: Some(grid.commander.0.clone()),
                 phone: Some(grid.commander.1.clone()),
             },
         ),
-        Channel::GridPatrol => (grid_worker, Reporter::default()),
-        Channel::Volunteer => (w.actor(&comm.volunteer)?, Reporter::default()),
+        Channel::GridPatrol => (grid_worker()?, Reporter::default()),
+        Channel::Volunteer => (w.actor(&comm.volunteer)?.clone(), Reporter::default()),
         Channel::CameraAlert => (Actor::ApiClient("tianyan".into()), Reporter::default()),
-        Channel::Inspection => (w.actor(&w.inspector)?, Reporter::default()),
+        Channel::Inspection => (w.actor(&w.inspector)?.clone(), Reporter::default()),
     };
     // Residents often leave the category to the centre, which sets it on accept.
     let self_reported = matches!(p.channel, Channel::ResidentWeb | Channel::Open311);
@@ -1915,13 +1921,13 @@ fn play(
                             .then(|| tpl.category.to_string()),
                     }
                 };
-                sim.act(t + mins(rng, 3, 60), action, &centre, &none)?
+                sim.act(t + mins(rng, 3, 60), action, centre, &none)?
             }
             Status::Accepted if tpl.mode == Explain => {
                 let action = Action::Close {
                     note: result.to_string(),
                 };
-                sim.act(t + mins(rng, 2, 30), action, &centre, &none)?
+                sim.act(t + mins(rng, 2, 30), action, centre, &none)?
             }
             Status::Accepted => {
                 let target = if returned {
@@ -1933,7 +1939,7 @@ fn play(
                     org: target.code.clone(),
                     note: Some("请按135销号制时限办理并回复".into()),
                 };
-                sim.act(t + mins(rng, 2, 30), action, &centre, &resolved(target))?
+                sim.act(t + mins(rng, 2, 30), action, centre, &resolved(target))?
             }
             Status::Dispatched
                 if matches!(
@@ -1947,7 +1953,7 @@ fn play(
                     org: dept.code.clone(),
                     note: Some("上报攻坚，请职能部门牵头办理".into()),
                 };
-                sim.act(t + mins(rng, 10, 120), action, &centre, &resolved(dept))?
+                sim.act(t + mins(rng, 10, 120), action, centre, &resolved(dept))?
             }
             Status::Dispatched => {
                 let handler = w.handler(&sim.case.org)?;
@@ -1958,7 +1964,7 @@ fn play(
                         reason: fate.return_reason.into(),
                     };
                     let at = awake(sim.cal, t + mins(rng, 20, 180));
-                    sim.act(at, action, &handler, &none)?
+                    sim.act(at, action, handler, &none)?
                 } else {
                     let delay = if rng.random_bool(fate.slow_claim) {
                         mins(rng, 150, 420)
@@ -1966,7 +1972,7 @@ fn play(
                         mins(rng, 5, 90)
                     };
                     let at = awake(sim.cal, t + delay);
-                    sim.act(at, Action::Claim {}, &handler, &none)?
+                    sim.act(at, Action::Claim {}, handler, &none)?
                 }
             }
             Status::InProgress => {
@@ -1982,7 +1988,7 @@ fn play(
                         reason: "涉及多方利益，需上级统筹协调，申请上报攻坚".into(),
                     };
                     let at = awake(sim.cal, t + mins(rng, 30, 240));
-                    sim.act(at, action, &handler, &none)?
+                    sim.act(at, action, handler, &none)?
                 } else if sim.case.pending_extension.is_some() {
                     let approved = rng.random_bool(0.85);
                     let note = if approved {
@@ -1995,7 +2001,7 @@ fn play(
                         note: Some(note.into()),
                     };
                     let at = awake(sim.cal, t + mins(rng, 20, 180));
-                    sim.act(at, action, &centre, &none)?
+                    sim.act(at, action, centre, &none)?
                 } else if fate.extends && !extended && deadline - t > Duration::hours(2) {
                     extended = true;
                     let action = Action::RequestExtension {
@@ -2003,7 +2009,7 @@ fn play(
                         reason: "需协调多个部门及产权单位，申请延期办理".into(),
                     };
                     let at = awake(sim.cal, t + share(deadline - t, 0.5));
-                    sim.act(at, action, &handler, &none)?
+                    sim.act(at, action, handler, &none)?
                 } else {
                     let plan = match reply {
                         Some(r) => r,
@@ -2024,14 +2030,14 @@ fn play(
                             let action = Action::Supervise {
                                 note: "请责任单位抓紧处置，明日前反馈进展".into(),
                             };
-                            sim.act(at, action, &leader, &none)?
+                            sim.act(at, action, leader, &none)?
                         }
                         _ => {
                             let action = Action::Reply {
                                 result: result.to_string(),
                                 attachments: vec![],
                             };
-                            sim.act(plan.reply_at, action, &handler, &none)?
+                            sim.act(plan.reply_at, action, handler, &none)?
                         }
                     }
                 }
@@ -2053,7 +2059,7 @@ fn play(
                     passed,
                     note: Some(note.into()),
                 };
-                sim.act(at, action, &centre, &none)?
+                sim.act(at, action, centre, &none)?
             }
             Status::Closed => {
                 if !sim.case.awaiting_feedback

@@ -57,12 +57,18 @@ pub struct SeedArgs {
     /// Generator threads (default: the cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Cases per `import_cases` call (one write job each).
+    #[arg(long, default_value_t = IMPORT_BATCH)]
+    batch: usize,
 }
 
-/// Cases per `import_cases` call: one write job each, big enough to amortise the commit.
+/// Cases per `import_cases` call by default: one write job each, big enough to amortise
+/// the commit.
 const IMPORT_BATCH: usize = 4000;
-/// Generated chunks waiting for the writer, per generator thread.
+/// Generated days waiting to be put in order, per generator thread.
 const QUEUE_PER_THREAD: usize = 2;
+/// Full batches waiting for the importer, beside the one it is writing.
+const BATCHES_QUEUED: usize = 1;
 /// Users created concurrently, so that the store's group commit takes many at once.
 const USER_BATCH: usize = 512;
 
@@ -71,8 +77,8 @@ pub async fn run(args: SeedArgs) -> Result<std::process::ExitCode, String> {
     if !(0.0..=1.0).contains(&args.open_share) {
         return Err("--open-share must be between 0 and 1".into());
     }
-    if args.streets == 0 || args.years == 0 {
-        return Err("--streets and --years must be at least 1".into());
+    if args.streets == 0 || args.years == 0 || args.batch == 0 {
+        return Err("--streets, --years and --batch must be at least 1".into());
     }
     let store = crate::open_store(&args.data, args.database_url.as_deref()).await?;
     if store.org(ROOT).await.map_err(|e| e.to_string())?.is_some() {
@@ -363,41 +369,70 @@ async fn write_cases(
     }
     drop(tx);
 
+    // The importer writes batches one after the other (in order: ids follow time) while
+    // this task goes on collecting days, so that generating never waits for a write.
     let total: u64 = days.iter().map(|d| d.1).sum();
+    let (batches, mut to_import) = tokio::sync::mpsc::channel::<Vec<ImportCase>>(BATCHES_QUEUED);
+    let importer = tokio::spawn(async move {
+        let mut written = Written { cases: 0, open: 0 };
+        let started = Instant::now();
+        let mut shown = Instant::now();
+        while let Some(batch) = to_import.recv().await {
+            import(store.as_ref(), batch, &mut written).await?;
+            if shown.elapsed() >= StdDuration::from_secs(5) {
+                shown = Instant::now();
+                let secs = started.elapsed().as_secs_f64();
+                let rate = written.cases as f64 / secs.max(1e-9);
+                eprintln!(
+                    "bench seed: {}/{} cases, {:.0} cases/s, {:.0} s to go",
+                    written.cases,
+                    total,
+                    rate,
+                    (total - written.cases.min(total)) as f64 / rate.max(1.0)
+                );
+            }
+        }
+        Ok::<_, String>(written)
+    });
+
     let mut ready: BTreeMap<usize, Vec<ImportCase>> = BTreeMap::new();
     let mut want = 0;
-    let mut pending: Vec<ImportCase> = Vec::new();
-    let mut written = Written { cases: 0, open: 0 };
-    let started = Instant::now();
-    let mut shown = Instant::now();
-    while let Some((i, r)) = rx.recv().await {
-        ready.insert(i, r?);
+    let batch_size = args.batch;
+    let mut pending: Vec<ImportCase> = Vec::with_capacity(batch_size);
+    let mut collected = Ok(());
+    'days: while let Some((i, r)) = rx.recv().await {
+        match r {
+            Ok(cases) => ready.insert(i, cases),
+            Err(e) => {
+                collected = Err(e);
+                break;
+            }
+        };
         // Days are written in order: ids follow time.
         while let Some(cases) = ready.remove(&want) {
             want += 1;
-            pending.extend(cases);
-            while pending.len() >= IMPORT_BATCH {
-                let rest = pending.split_off(IMPORT_BATCH);
-                let batch = std::mem::replace(&mut pending, rest);
-                import(store.as_ref(), batch, &mut written).await?;
+            for case in cases {
+                pending.push(case);
+                if pending.len() == batch_size {
+                    let batch = std::mem::replace(&mut pending, Vec::with_capacity(batch_size));
+                    if batches.send(batch).await.is_err() {
+                        // The importer failed: its error is reported below.
+                        break 'days;
+                    }
+                }
             }
         }
-        if shown.elapsed() >= StdDuration::from_secs(5) {
-            shown = Instant::now();
-            let secs = started.elapsed().as_secs_f64();
-            let rate = written.cases as f64 / secs.max(1e-9);
-            eprintln!(
-                "bench seed: {}/{} cases, {:.0} cases/s, {:.0} s to go",
-                written.cases,
-                total,
-                rate,
-                (total - written.cases.min(total)) as f64 / rate.max(1.0)
-            );
-        }
     }
-    if !pending.is_empty() {
-        import(store.as_ref(), pending, &mut written).await?;
+    if collected.is_ok() && !pending.is_empty() {
+        let _ = batches.send(pending).await;
     }
+    drop(batches);
+    // Unblocks generators waiting on a full queue after a failure.
+    drop(rx);
+    let written = importer
+        .await
+        .map_err(|e| format!("the importer failed: {e}"))??;
+    collected?;
     for w in workers {
         w.join().map_err(|_| "a generator thread panicked")?;
     }
