@@ -15,6 +15,7 @@
 pub mod channels;
 pub mod fixtures;
 pub mod lists;
+pub mod rollups;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -115,6 +116,7 @@ macro_rules! contract_tests {
             channels::night_visit_pages_are_capped,
             channels::hotline_calls_by_number_newest_first,
             lists::pages_match_a_plain_filter_and_sort,
+            rollups::counters_of_many_orgs_sum_their_days,
         );
     };
 }

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::path_codes;
 use gridloop_store::Result;
-use gridloop_store::period::{month, split};
+use gridloop_store::period::month;
 use rusqlite::{Connection, params};
 
 use crate::sql::{Db, collect, get};
@@ -137,6 +137,7 @@ impl RollupDelta {
                     ])
                     .db()?;
             }
+            write_running(conn, &self.counters)?;
         }
         if !self.gauges.is_empty() {
             let mut upsert = conn
@@ -157,65 +158,158 @@ impl RollupDelta {
     }
 }
 
+/// Adds the days' counters to the running totals of their orgs (`rollup_running`): every
+/// row of an org on or after a day gains that day's counters.
+///
+/// Per org, in two passes over its days in order: first a row is made at each day that has
+/// none, holding the running total as it was on that day (the row before it, or zero), so
+/// that the totals do not change; then each stretch of rows from one day of the write to
+/// the next gains the sum of the write's counters up to that day. Every row is updated
+/// once, and a write of today's counters (the live case) touches the one row of today.
+fn write_running(
+    conn: &Connection,
+    counters: &BTreeMap<String, BTreeMap<NaiveDate, Counters>>,
+) -> Result<()> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO rollup_running
+                 (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+             SELECT ?1, ?2, coalesce(p.received, 0), coalesce(p.closed, 0),
+                    coalesce(p.closed_on_time, 0), coalesce(p.rework, 0), coalesce(p.rated, 0),
+                    coalesce(p.satisfied, 0)
+             FROM (SELECT 1) LEFT JOIN (
+                 SELECT received, closed, closed_on_time, rework, rated, satisfied
+                 FROM rollup_running WHERE org = ?1 AND day < ?2 ORDER BY day DESC LIMIT 1
+             ) AS p
+             WHERE true
+             ON CONFLICT (org, day) DO NOTHING",
+        )
+        .db()?;
+    let mut add = conn
+        .prepare_cached(
+            "UPDATE rollup_running SET
+                 received = received + ?4,
+                 closed = closed + ?5,
+                 closed_on_time = closed_on_time + ?6,
+                 rework = rework + ?7,
+                 rated = rated + ?8,
+                 satisfied = satisfied + ?9
+             WHERE org = ?1 AND day >= ?2 AND day < ?3",
+        )
+        .db()?;
+    for (org, days) in counters {
+        let days: Vec<(String, &Counters)> = days
+            .iter()
+            .filter(|(_, c)| !c.is_zero())
+            .map(|(day, c)| (day.to_string(), c))
+            .collect();
+        for (day, _) in &days {
+            insert.execute(params![org, day]).db()?;
+        }
+        let mut total = Counters::default();
+        for (i, (day, c)) in days.iter().enumerate() {
+            total.add(c);
+            if total.is_zero() {
+                continue;
+            }
+            // Up to the next day of the write; '9' sorts after every 'YYYY-MM-DD'.
+            let until = days.get(i + 1).map_or("9", |(next, _)| next.as_str());
+            add.execute(params![
+                org,
+                day,
+                until,
+                total.received,
+                total.closed,
+                total.closed_on_time,
+                total.rework,
+                total.rated,
+                total.satisfied
+            ])
+            .db()?;
+        }
+    }
+    Ok(())
+}
+
 /// Counters summed per org over the days `from..=to`; zero for orgs without any.
+///
+/// One statement for all the orgs: per org, the running total at or before `to` minus the
+/// one before `from` (two key lookups each, whatever the period's length).
 pub(crate) fn counters(
     conn: &Connection,
     orgs: &[String],
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<HashMap<String, Counters>> {
-    // Three primary-key ranges per org (days before, months, days after): a fixed statement,
-    // whatever the number of orgs, reading at most a month's worth of days at each end.
+    let mut out: HashMap<String, Counters> = orgs
+        .iter()
+        .map(|o| (o.clone(), Counters::default()))
+        .collect();
+    if from > to || orgs.is_empty() {
+        return Ok(out);
+    }
     let mut stmt = conn
         .prepare_cached(
-            "SELECT coalesce(sum(received), 0), coalesce(sum(closed), 0),
-                    coalesce(sum(closed_on_time), 0), coalesce(sum(rework), 0),
-                    coalesce(sum(rated), 0), coalesce(sum(satisfied), 0)
-             FROM (
-                 SELECT received, closed, closed_on_time, rework, rated, satisfied
-                 FROM rollup_counters WHERE org = ?1 AND day >= ?2 AND day < ?3
-                 UNION ALL
-                 SELECT received, closed, closed_on_time, rework, rated, satisfied
-                 FROM rollup_months WHERE org = ?1 AND month >= ?4 AND month <= ?5
-                 UNION ALL
-                 SELECT received, closed, closed_on_time, rework, rated, satisfied
-                 FROM rollup_counters WHERE org = ?1 AND day > ?6 AND day <= ?7
-             )",
+            "SELECT j.value,
+                    t.received - coalesce(f.received, 0), t.closed - coalesce(f.closed, 0),
+                    t.closed_on_time - coalesce(f.closed_on_time, 0),
+                    t.rework - coalesce(f.rework, 0), t.rated - coalesce(f.rated, 0),
+                    t.satisfied - coalesce(f.satisfied, 0)
+             FROM json_each(?1) AS j
+             JOIN rollup_running AS t ON t.org = j.value AND t.day = (
+                 SELECT max(day) FROM rollup_running WHERE org = j.value AND day <= ?3)
+             LEFT JOIN rollup_running AS f ON f.org = j.value AND f.day = (
+                 SELECT max(day) FROM rollup_running WHERE org = j.value AND day < ?2)",
         )
         .db()?;
-    if from > to {
-        return Ok(orgs
-            .iter()
-            .map(|o| (o.clone(), Counters::default()))
-            .collect());
-    }
-    let s = split(from, to);
-    let (from, head_end, tail_start, to) = (
-        from.to_string(),
-        s.head_end.to_string(),
-        s.tail_start.to_string(),
-        to.to_string(),
-    );
-    let mut out = HashMap::with_capacity(orgs.len());
-    for org in orgs {
-        let c = stmt
-            .query_row(
-                params![org, from, head_end, s.months.0, s.months.1, tail_start, to],
-                |r| {
-                    Ok(Counters {
-                        received: r.get(0)?,
-                        closed: r.get(1)?,
-                        closed_on_time: r.get(2)?,
-                        rework: r.get(3)?,
-                        rated: r.get(4)?,
-                        satisfied: r.get(5)?,
-                    })
+    let codes = serde_json::to_string(orgs)
+        .map_err(|e| gridloop_store::StoreError::Backend(e.to_string()))?;
+    let rows = collect(
+        stmt.query(params![codes, from.to_string(), to.to_string()])
+            .db()?,
+        |r| {
+            Ok((
+                get::<String>(r, 0)?,
+                Counters {
+                    received: get(r, 1)?,
+                    closed: get(r, 2)?,
+                    closed_on_time: get(r, 3)?,
+                    rework: get(r, 4)?,
+                    rated: get(r, 5)?,
+                    satisfied: get(r, 6)?,
                 },
-            )
-            .db()?;
-        out.insert(org.clone(), c);
-    }
+            ))
+        },
+    )?;
+    out.extend(rows);
     Ok(out)
+}
+
+/// Fills `rollup_running` from the days when it is empty but the days are not: after
+/// migration 0005, or in a store whose days were written directly.
+pub(crate) fn rebuild_running_if_missing(conn: &Connection) -> Result<()> {
+    let missing: bool = conn
+        .query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM rollup_running)
+                 AND EXISTS (SELECT 1 FROM rollup_counters)",
+            [],
+            |r| r.get(0),
+        )
+        .db()?;
+    if missing {
+        conn.execute_batch(
+            "INSERT INTO rollup_running
+                 (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+             SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
+                    sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
+                    sum(satisfied) OVER w
+             FROM rollup_counters
+             WINDOW w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING)",
+        )
+        .db()?;
+        tracing::info!("rebuilt the running totals from the daily rollups");
+    }
+    Ok(())
 }
 
 /// Fills `rollup_months` from the days when it is empty but the days are not: a store
@@ -249,15 +343,30 @@ pub(crate) fn gauges(
     conn: &Connection,
     orgs: &[String],
 ) -> Result<HashMap<String, HashMap<String, i64>>> {
+    let mut out: HashMap<String, HashMap<String, i64>> =
+        orgs.iter().map(|o| (o.clone(), HashMap::new())).collect();
+    if orgs.is_empty() {
+        return Ok(out);
+    }
+    // One statement for all the orgs, from the covering index `(org, key, n)`.
     let mut stmt = conn
-        .prepare_cached("SELECT key, n FROM rollup_gauges WHERE org = ?1 AND n <> 0")
+        .prepare_cached(
+            "SELECT g.org, g.key, g.n FROM json_each(?1) AS j
+             JOIN rollup_gauges AS g ON g.org = j.value
+             WHERE g.n <> 0",
+        )
         .db()?;
-    let mut out = HashMap::with_capacity(orgs.len());
-    for org in orgs {
-        let rows = collect(stmt.query([org]).db()?, |r| {
-            Ok((get::<String>(r, 0)?, get::<i64>(r, 1)?))
-        })?;
-        out.insert(org.clone(), rows.into_iter().collect());
+    let codes = serde_json::to_string(orgs)
+        .map_err(|e| gridloop_store::StoreError::Backend(e.to_string()))?;
+    let rows = collect(stmt.query([codes]).db()?, |r| {
+        Ok((
+            get::<String>(r, 0)?,
+            get::<String>(r, 1)?,
+            get::<i64>(r, 2)?,
+        ))
+    })?;
+    for (org, key, n) in rows {
+        out.entry(org).or_default().insert(key, n);
     }
     Ok(out)
 }
@@ -268,6 +377,107 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    /// Running totals written in any order of days (several days per write, earlier days
+    /// after later ones, negative counters as a reopened case gives back its closure) give
+    /// every period the sum of its days, and equal the totals rebuilt from the days.
+    #[test]
+    fn running_totals_follow_writes_in_any_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let first = d("2023-11-20");
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let paths = [
+            "/330000/330001/330001001/",
+            "/330000/330002/",
+            "/330000/330001/",
+        ];
+        for _ in 0..300 {
+            let mut delta = RollupDelta::default();
+            for _ in 0..=next(3) {
+                let mut counters = Vec::new();
+                for _ in 0..=next(4) {
+                    let day = first + chrono::Days::new(next(500));
+                    let sign = if next(5) == 0 { -1 } else { 1 };
+                    let c = Counters {
+                        received: 1,
+                        closed: sign * (next(3) as i64),
+                        closed_on_time: sign * (next(2) as i64),
+                        rework: next(2) as i64,
+                        rated: next(3) as i64,
+                        satisfied: next(2) as i64,
+                    };
+                    counters.push((day, c));
+                }
+                let m = MeasureDelta {
+                    counters,
+                    gauges: vec![],
+                };
+                delta.add(paths[next(3) as usize], &m);
+            }
+            delta.write(&conn).unwrap();
+        }
+        let orgs: Vec<String> = ["330000", "330001", "330002", "330001001", "339999"]
+            .map(String::from)
+            .to_vec();
+        let naive = |org: &str, from: NaiveDate, to: NaiveDate| -> Counters {
+            conn.query_row(
+                "SELECT coalesce(sum(received), 0), coalesce(sum(closed), 0),
+                        coalesce(sum(closed_on_time), 0), coalesce(sum(rework), 0),
+                        coalesce(sum(rated), 0), coalesce(sum(satisfied), 0)
+                 FROM rollup_counters WHERE org = ?1 AND day >= ?2 AND day <= ?3",
+                params![org, from.to_string(), to.to_string()],
+                |r| {
+                    Ok(Counters {
+                        received: r.get(0)?,
+                        closed: r.get(1)?,
+                        closed_on_time: r.get(2)?,
+                        rework: r.get(3)?,
+                        rated: r.get(4)?,
+                        satisfied: r.get(5)?,
+                    })
+                },
+            )
+            .unwrap()
+        };
+        let mut check = |conn: &Connection| {
+            for _ in 0..200 {
+                let from = first + chrono::Days::new(next(540)) - chrono::Days::new(20);
+                let to = from + chrono::Days::new(next(400));
+                let got = counters(conn, &orgs, from, to).unwrap();
+                assert_eq!(got.len(), orgs.len());
+                for org in &orgs {
+                    assert_eq!(got[org], naive(org, from, to), "{org} {from}..={to}");
+                }
+            }
+        };
+        check(&conn);
+        let table = |conn: &Connection| -> Vec<(String, String, i64, i64, i64)> {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT org, day, received, closed, satisfied FROM rollup_running
+                     ORDER BY org, day",
+                )
+                .unwrap();
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+        };
+        let written = table(&conn);
+        conn.execute("DELETE FROM rollup_running", []).unwrap();
+        rebuild_running_if_missing(&conn).unwrap();
+        assert_eq!(table(&conn), written);
+        check(&conn);
     }
 
     /// Whatever the period, the months and days add up to the sum of the days, also after

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_rollup_months_in_code",
         include_str!("../../../migrations/sqlite/0004_rollup_months_in_code.sql"),
     ),
+    (
+        5,
+        "0005_stats_reads",
+        include_str!("../../../migrations/sqlite/0005_stats_reads.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
@@ -136,6 +141,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
         tracing::info!(migration = name, "applied migration");
     }
     crate::rollups::rebuild_months_if_missing(&tx)?;
+    crate::rollups::rebuild_running_if_missing(&tx)?;
     tx.commit().db()?;
     Ok(latest)
 }
