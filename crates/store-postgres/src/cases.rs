@@ -895,12 +895,14 @@ impl RollupDelta {
             .collect();
         let months: Vec<CounterRow> = months.into_iter().filter(|(_, c)| !c.1.is_zero()).collect();
         let gauges: Vec<_> = self.gauges.into_iter().filter(|(_, g)| g.1 != 0).collect();
-        let (counters_stmt, months_stmt) = if counters.is_empty() && months.is_empty() {
-            (None, None)
+        let (counters_stmt, months_stmt, running_stmt) = if counters.is_empty() && months.is_empty()
+        {
+            (None, None, None)
         } else {
             (
                 Some(tx.prepare_cached(UPSERT_COUNTERS).await?),
                 Some(tx.prepare_cached(UPSERT_MONTHS).await?),
+                Some(tx.prepare_cached(ADD_RUNNING).await?),
             )
         };
         let gauges_stmt = if gauges.is_empty() {
@@ -914,6 +916,7 @@ impl RollupDelta {
             gauges,
             counters_stmt,
             months_stmt,
+            running_stmt,
             gauges_stmt,
         })
     }
@@ -930,6 +933,7 @@ pub(crate) struct RollupWrite {
     gauges: Vec<GaugeRow>,
     counters_stmt: Option<Statement>,
     months_stmt: Option<Statement>,
+    running_stmt: Option<Statement>,
     gauges_stmt: Option<Statement>,
 }
 
@@ -957,11 +961,55 @@ const UPSERT_MONTHS: &str = "INSERT INTO rollup_months (org, month, region, rece
         rated = rollup_months.rated + excluded.rated,
         satisfied = rollup_months.satisfied + excluded.satisfied";
 
+/// Adds day counters (rows in `(org, day)` order, as `UPSERT_COUNTERS` takes them) to the
+/// running totals of their orgs (`rollup_running`, migration 0003): every row of an org on
+/// or after a day gains that day's counters. A row is made at each day that has none,
+/// holding the total before it plus the write's counters up to that day; the rows that
+/// were there (the statement's snapshot, which does not see its own inserts) gain the
+/// write's counters up to their day, each row once. Rollup writes of cases hold the chain
+/// head lock, so no other write changes these rows meanwhile (a copy writes into a store
+/// of its own).
+const ADD_RUNNING: &str = "WITH d AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+            $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+            AS d (org, day, region, received, closed, closed_on_time, rework, rated, satisfied)
+    ), c AS (
+        SELECT org, day, region, lead(day) OVER o AS until,
+            sum(received) OVER w AS received, sum(closed) OVER w AS closed,
+            sum(closed_on_time) OVER w AS closed_on_time, sum(rework) OVER w AS rework,
+            sum(rated) OVER w AS rated, sum(satisfied) OVER w AS satisfied
+        FROM d
+        WINDOW o AS (PARTITION BY org ORDER BY day),
+            w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING)
+    ), made AS (
+        INSERT INTO rollup_running (org, day, region, received, closed, closed_on_time,
+            rework, rated, satisfied)
+        SELECT c.org, c.day, c.region, coalesce(p.received, 0) + c.received,
+            coalesce(p.closed, 0) + c.closed,
+            coalesce(p.closed_on_time, 0) + c.closed_on_time,
+            coalesce(p.rework, 0) + c.rework, coalesce(p.rated, 0) + c.rated,
+            coalesce(p.satisfied, 0) + c.satisfied
+        FROM c LEFT JOIN LATERAL (
+            SELECT * FROM rollup_running r WHERE r.org = c.org AND r.day < c.day
+            ORDER BY r.day DESC LIMIT 1
+        ) AS p ON true
+        ON CONFLICT (org, day) DO NOTHING
+    )
+    UPDATE rollup_running AS r SET
+        received = r.received + c.received,
+        closed = r.closed + c.closed,
+        closed_on_time = r.closed_on_time + c.closed_on_time,
+        rework = r.rework + c.rework,
+        rated = r.rated + c.rated,
+        satisfied = r.satisfied + c.satisfied
+    FROM c
+    WHERE r.org = c.org AND r.day >= c.day AND (c.until IS NULL OR r.day < c.until)";
+
 const UPSERT_GAUGES: &str = "INSERT INTO rollup_gauges (org, key, n, region)
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
     ON CONFLICT (org, key) DO UPDATE SET n = rollup_gauges.n + excluded.n";
 
-/// Pushes one counters upsert (`UPSERT_COUNTERS` or `UPSERT_MONTHS`) of the rows.
+/// Pushes one counters upsert (`UPSERT_COUNTERS`, `UPSERT_MONTHS` or `ADD_RUNNING`) of the rows.
 fn push_counters<'t>(
     tx: &'t Transaction<'_>,
     p: &mut Pipeline<'t>,
@@ -995,14 +1043,20 @@ fn push_counters<'t>(
 }
 
 impl RollupWrite {
-    /// Pushes the upserts: the days, then their months (every writer in this order, so that
-    /// concurrent transactions lock the rows in the same order), then the gauges.
+    /// Pushes the upserts: the days, then their months, then the running totals (every
+    /// writer in this order, so that concurrent transactions lock the rows in the same
+    /// order), then the gauges.
     pub fn push<'t>(self, tx: &'t Transaction<'_>, p: &mut Pipeline<'t>) {
+        // The running totals after the months, from the same day rows.
+        let running = self.running_stmt.map(|stmt| (stmt, self.counters.clone()));
         if let Some(stmt) = self.counters_stmt {
             push_counters(tx, p, stmt, self.counters);
         }
         if let Some(stmt) = self.months_stmt {
             push_counters(tx, p, stmt, self.months);
+        }
+        if let Some((stmt, rows)) = running {
+            push_counters(tx, p, stmt, rows);
         }
         if let Some(stmt) = self.gauges_stmt {
             let rows = self.gauges;

@@ -13,7 +13,6 @@ use gridloop_domain::org::{Level, Org, subtree_end};
 use gridloop_domain::role::Role;
 use gridloop_store::{
     ApiKey, Attachment, HotlineCall, NewUser, NightVisit, Settings, StoreError, TowerGroup, User,
-    period,
 };
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
@@ -725,35 +724,26 @@ pub(crate) async fn counters(
     if from > to || orgs.is_empty() {
         return Ok(out);
     }
-    // The whole months from `rollup_months`, the days before and after them from
-    // `rollup_counters`: three primary-key ranges per org, one statement for all the orgs,
-    // reading at most a month's worth of days at each end.
-    let s = period::split(from, to);
+    // Per org, the running total at or before `to` minus the one before `from`
+    // (`rollup_running`, migration 0003): two key lookups each, one statement for all the
+    // orgs, whatever the period's length.
     let rows = c
         .query(
-            "SELECT org, sum(received)::bigint, sum(closed)::bigint,
-                    sum(closed_on_time)::bigint, sum(rework)::bigint, sum(rated)::bigint,
-                    sum(satisfied)::bigint
-             FROM (
-                 SELECT org, received, closed, closed_on_time, rework, rated, satisfied
-                 FROM rollup_counters WHERE org = ANY($1) AND day >= $2 AND day < $3
-                 UNION ALL
-                 SELECT org, received, closed, closed_on_time, rework, rated, satisfied
-                 FROM rollup_months WHERE org = ANY($1) AND month >= $4 AND month <= $5
-                 UNION ALL
-                 SELECT org, received, closed, closed_on_time, rework, rated, satisfied
-                 FROM rollup_counters WHERE org = ANY($1) AND day > $6 AND day <= $7
-             ) AS parts
-             GROUP BY org",
-            &[
-                &orgs,
-                &from.to_string(),
-                &s.head_end.to_string(),
-                &s.months.0,
-                &s.months.1,
-                &s.tail_start.to_string(),
-                &to.to_string(),
-            ],
+            "SELECT o.org, t.received - coalesce(f.received, 0),
+                    t.closed - coalesce(f.closed, 0),
+                    t.closed_on_time - coalesce(f.closed_on_time, 0),
+                    t.rework - coalesce(f.rework, 0), t.rated - coalesce(f.rated, 0),
+                    t.satisfied - coalesce(f.satisfied, 0)
+             FROM unnest($1::text[]) AS o (org)
+             JOIN LATERAL (
+                 SELECT * FROM rollup_running r WHERE r.org = o.org AND r.day <= $3
+                 ORDER BY r.day DESC LIMIT 1
+             ) AS t ON true
+             LEFT JOIN LATERAL (
+                 SELECT * FROM rollup_running r WHERE r.org = o.org AND r.day < $2
+                 ORDER BY r.day DESC LIMIT 1
+             ) AS f ON true",
+            &[&orgs, &from.to_string(), &to.to_string()],
         )
         .await?;
     for r in &rows {
@@ -777,9 +767,13 @@ pub(crate) async fn gauges(
     c: &impl GenericClient,
     orgs: &[String],
 ) -> R<HashMap<String, HashMap<String, i64>>> {
+    // A key lookup per org (`= ANY` over a thousand codes is planned as a scan of the
+    // whole table, each row compared with the array).
     let rows = c
         .query(
-            "SELECT org, key, n FROM rollup_gauges WHERE org = ANY($1) AND n <> 0",
+            "SELECT g.org, g.key, g.n FROM unnest($1::text[]) AS o (org)
+             JOIN rollup_gauges AS g ON g.org = o.org
+             WHERE g.n <> 0",
             &[&orgs],
         )
         .await?;

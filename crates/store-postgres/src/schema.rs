@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_rollup_months",
         include_str!("../../../migrations/postgres/0002_rollup_months.sql"),
     ),
+    (
+        3,
+        "0003_stats_reads",
+        include_str!("../../../migrations/postgres/0003_stats_reads.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("gridmigr").
