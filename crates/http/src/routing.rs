@@ -6,8 +6,9 @@
 //! every boundary there is no answer and callers fall back (to the centre, or the reporter's
 //! org).
 //!
-//! Boundaries sit in an R-tree over their bounding boxes ([`rstar`]); a lookup asks the tree
-//! for the boxes that hold the point and runs the exact point-in-polygon test
+//! Boundaries sit in an R-tree over their bounding boxes (a static one, packed in Hilbert
+//! order as by `flatbush`: [`PackedTree`]); a lookup asks the tree for the boxes that hold the
+//! point and runs the exact point-in-polygon test
 //! ([`BoundarySet::contains`], holes and MultiPolygons included) only on those. Entries are
 //! numbered in order of preference — deeper first, then smaller bounding box, then code — and
 //! the lowest-numbered hit wins, so a point on the border two grids share always routes to
@@ -16,9 +17,9 @@
 //!
 //! Memory: a province has half a million boundaries, so the index keeps them compactly —
 //! every vertex in one flat array ([`BoundarySet`]), the tree's boxes as `f32` rounded
-//! outwards (a superset of the candidates; the exact test decides), the orgs' paths in one
-//! string (the code is the path's last segment) — and [`Router::load`] reads them from the
-//! store a page at a time, so their GeoJSON is never in memory all at once.
+//! outwards in flat arrays too (a superset of the candidates; the exact test decides), the
+//! orgs' codes in one string and their parents' paths once each — and [`Router::load`] reads
+//! them from the store a page at a time, so their GeoJSON is never in memory all at once.
 //!
 //! [`Routing`] holds the current index and swaps in a rebuilt one after an org import.
 
@@ -30,11 +31,9 @@ use gridloop_domain::case::Location;
 use gridloop_domain::geo::{Boundary, BoundarySet};
 use gridloop_domain::org::{Org, OrgRef, depth};
 use gridloop_store::{Result, Store, StoreError};
-use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{RTree, RTreeNode};
 
-/// A box of the tree and the rank of its boundary.
-type Node = GeomWithData<Rectangle<[f32; 2]>, u32>;
+/// A box, `[x0, y0, x1, y1]`.
+type Rect = [f32; 4];
 
 /// Orgs read from the store at once while loading: a page of micro-grids is ~1 MB of JSON
 /// values, which the allocator reuses for the next page.
@@ -43,7 +42,7 @@ const PAGE: u32 = 2_000;
 /// An immutable index of every boundary. Build one with [`Router::load`],
 /// [`Router::from_orgs`] or a [`RouterBuilder`]; replace it as a whole through [`Routing`].
 pub struct Router {
-    tree: RTree<Node>,
+    tree: PackedTree,
     /// By rank (the tree's data; the lowest rank that contains a point wins), the number of
     /// the boundary in `shapes` and `names`.
     by_rank: Vec<u32>,
@@ -80,7 +79,7 @@ struct Key {
     area: f64,
     depth: u32,
     /// `None` for a boundary that contains nothing (polygons without rings).
-    rect: Option<Rectangle<[f32; 2]>>,
+    rect: Option<Rect>,
 }
 
 impl Default for RouterBuilder {
@@ -111,8 +110,7 @@ impl RouterBuilder {
         self.stats.polygons += boundary.polygons();
         self.stats.vertices += boundary.vertices();
         let (x0, y0, x1, y1) = boundary.bbox;
-        let rect = (boundary.rings() > 0)
-            .then(|| Rectangle::from_corners([down(x0), down(y0)], [up(x1), up(y1)]));
+        let rect = (boundary.rings() > 0).then(|| [down(x0), down(y0), up(x1), up(y1)]);
         self.keys.push(Key {
             area: (x1 - x0) * (y1 - y0),
             depth: u32::try_from(depth(&org.path)).unwrap_or(u32::MAX),
@@ -130,7 +128,7 @@ impl RouterBuilder {
             mut stats,
         } = self;
         shapes.shrink_to_fit();
-        names.shrink_to_fit();
+        names.finish();
         let mut by_rank: Vec<u32> = (0..keys.len() as u32).collect();
         by_rank.sort_unstable_by(|&a, &b| {
             let (ka, kb) = (&keys[a as usize], &keys[b as usize]);
@@ -139,25 +137,20 @@ impl RouterBuilder {
                 .unwrap_or(Ordering::Equal)
                 .then_with(|| names.code(a).cmp(names.code(b)))
         });
-        let nodes: Vec<Node> = by_rank
+        let boxes: Vec<(Rect, u32)> = by_rank
             .iter()
             .enumerate()
-            .filter_map(|(rank, &i)| {
-                let rect = keys[i as usize].rect?;
-                Some(GeomWithData::new(rect, rank as u32))
-            })
+            .filter_map(|(rank, &i)| Some((keys[i as usize].rect?, rank as u32)))
             .collect();
         drop(keys);
-        let tree = RTree::bulk_load(nodes);
+        let tree = PackedTree::new(boxes);
         let refs: Box<[OnceLock<Box<OrgRef>>]> = by_rank.iter().map(|_| OnceLock::new()).collect();
         stats.orgs = by_rank.len();
-        // Leaves and inner nodes are `RTreeNode`s; bulk loading fills nodes well, so inner
-        // nodes add about a fifth again.
-        stats.approx_bytes = shapes.heap_bytes()
+        stats.approx_bytes = tree.heap_bytes()
+            + shapes.heap_bytes()
             + names.heap_bytes()
             + by_rank.capacity() * 4
-            + refs.len() * std::mem::size_of::<OnceLock<Box<OrgRef>>>()
-            + tree.size() * 6 / 5 * std::mem::size_of::<RTreeNode<Node>>();
+            + refs.len() * std::mem::size_of::<OnceLock<Box<OrgRef>>>();
         Router {
             tree,
             by_rank,
@@ -232,11 +225,8 @@ impl Router {
         // vertices are tested, not the street's thousands. Rounding the point to `f32` keeps
         // it in every box that holds it (rounding is monotone, the boxes' corners are `f32`).
         let mut candidates: Vec<u32> = Vec::with_capacity(8);
-        candidates.extend(
-            self.tree
-                .locate_all_at_point(&[p.lng as f32, p.lat as f32])
-                .map(|n| n.data),
-        );
+        self.tree
+            .at_point(p.lng as f32, p.lat as f32, &mut candidates);
         candidates.sort_unstable();
         candidates
             .into_iter()
@@ -245,7 +235,10 @@ impl Router {
     }
 
     fn org_ref(&self, i: u32) -> OrgRef {
-        OrgRef::new(self.names.code(i), self.names.path(i))
+        OrgRef {
+            code: self.names.code(i).to_string(),
+            path: self.names.path(i),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -259,6 +252,140 @@ impl Router {
     pub fn stats(&self) -> RouterStats {
         self.stats
     }
+}
+
+/// Children of a node of the [`PackedTree`].
+const NODE: usize = 16;
+
+/// A static R-tree: boxes sorted along a Hilbert curve through their centres, grouped
+/// [`NODE`] at a time into parents, level after level up to one root (the layout of
+/// `flatbush`). Flat arrays only: ~21 bytes a box, against ~50 in a pointer tree.
+struct PackedTree {
+    /// The boxes of every level, the leaves first and the root last.
+    boxes: Vec<Rect>,
+    /// Per leaf, the rank of its boundary.
+    ids: Vec<u32>,
+    /// Where each level starts in `boxes`, and where the last one ends.
+    levels: Vec<usize>,
+}
+
+impl PackedTree {
+    fn new(items: Vec<(Rect, u32)>) -> PackedTree {
+        let mut extent = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
+        for (r, _) in &items {
+            extent = union(extent, *r);
+        }
+        let (w, h) = (extent[2] - extent[0], extent[3] - extent[1]);
+        let scale = |v: f32, from: f32, size: f32| {
+            if size > 0.0 {
+                ((v - from) / size * 65_535.0) as u32
+            } else {
+                0
+            }
+        };
+        let mut order: Vec<(u64, u32)> = items
+            .iter()
+            .enumerate()
+            .map(|(k, (r, _))| {
+                let x = scale((r[0] + r[2]) / 2.0, extent[0], w);
+                let y = scale((r[1] + r[3]) / 2.0, extent[1], h);
+                (hilbert(x, y), k as u32)
+            })
+            .collect();
+        order.sort_unstable();
+        let n = items.len();
+        let mut boxes: Vec<Rect> = Vec::with_capacity(n + n / (NODE - 1) + 1);
+        let mut ids = Vec::with_capacity(n);
+        for &(_, k) in &order {
+            let (r, id) = items[k as usize];
+            boxes.push(r);
+            ids.push(id);
+        }
+        drop(order);
+        drop(items);
+        let mut levels = vec![0, n];
+        // At least one level above the leaves, so that a lookup starts at a parent.
+        while levels.len() < 3 || levels[levels.len() - 1] - levels[levels.len() - 2] > 1 {
+            let (start, end) = (levels[levels.len() - 2], levels[levels.len() - 1]);
+            for first in (start..end).step_by(NODE) {
+                let last = (first + NODE).min(end);
+                let parent = boxes[first..last]
+                    .iter()
+                    .fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |a, &b| {
+                        union(a, b)
+                    });
+                boxes.push(parent);
+            }
+            levels.push(boxes.len());
+        }
+        boxes.shrink_to_fit();
+        PackedTree { boxes, ids, levels }
+    }
+
+    /// Appends the ids of the leaves whose box holds the point.
+    fn at_point(&self, x: f32, y: f32, out: &mut Vec<u32>) {
+        let holds = |r: &Rect| x >= r[0] && x <= r[2] && y >= r[1] && y <= r[3];
+        let top = self.levels.len() - 2;
+        if self.ids.is_empty() || !holds(&self.boxes[self.levels[top]]) {
+            return;
+        }
+        // (level, node in the level) of nodes whose box holds the point: at most NODE - 1
+        // left waiting on each level below the one being read, and under 16 levels.
+        let mut stack = [(0u8, 0u32); 16 * NODE];
+        let mut len = 1;
+        stack[0] = (top as u8, 0);
+        while len > 0 {
+            len -= 1;
+            let (level, node) = (usize::from(stack[len].0), stack[len].1 as usize);
+            let below = level - 1;
+            let (start, end) = (self.levels[below], self.levels[below + 1]);
+            let first = start + node * NODE;
+            for child in first..(first + NODE).min(end) {
+                if holds(&self.boxes[child]) {
+                    if below == 0 {
+                        out.push(self.ids[child]);
+                    } else {
+                        stack[len] = (below as u8, (child - start) as u32);
+                        len += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        16 * self.boxes.capacity() + 4 * self.ids.capacity() + 8 * self.levels.capacity()
+    }
+}
+
+fn union(a: Rect, b: Rect) -> Rect {
+    [
+        a[0].min(b[0]),
+        a[1].min(b[1]),
+        a[2].max(b[2]),
+        a[3].max(b[3]),
+    ]
+}
+
+/// The position of the cell (x, y) of a 2¹⁶ × 2¹⁶ grid along a Hilbert curve through it.
+fn hilbert(mut x: u32, mut y: u32) -> u64 {
+    const N: u32 = 1 << 16;
+    let mut d = 0u64;
+    let mut s = N / 2;
+    while s > 0 {
+        let rx = u32::from(x & s > 0);
+        let ry = u32::from(y & s > 0);
+        d += u64::from(s) * u64::from(s) * u64::from((3 * rx) ^ ry);
+        if ry == 0 {
+            if rx == 1 {
+                x = N - 1 - x;
+                y = N - 1 - y;
+            }
+            std::mem::swap(&mut x, &mut y);
+        }
+        s /= 2;
+    }
+    d
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -293,54 +420,100 @@ fn next_toward_zero_or_below(f: f32) -> f32 {
     }
 }
 
-/// Orgs' paths in one string; an org's code is its path's last segment (else kept aside).
+/// Orgs' codes and paths. A path is its parent's path and the code: the parents' paths are
+/// kept once each (a province's 450,000 micro-grids hang under 85,000 grids), the codes in
+/// one string.
 #[derive(Default)]
 struct Names {
-    text: String,
-    /// Where each path ends in `text`.
-    ends: Vec<u32>,
-    /// Codes that are not their path's last segment (none in a store's tree).
-    odd: HashMap<u32, Box<str>>,
+    codes: String,
+    /// Where each org's code ends in `codes`.
+    code_ends: Vec<u32>,
+    /// Per org, its parent's path in `prefixes`; [`WHOLE_PATH`] set when that is the org's
+    /// whole path (a path that does not end with the code, which a store's tree never has).
+    prefix_of: Vec<u32>,
+    prefixes: String,
+    prefix_ends: Vec<u32>,
+    /// Prefixes seen so far, while building.
+    seen: HashMap<Box<str>, u32>,
 }
+
+const WHOLE_PATH: u32 = 1 << 31;
 
 impl Names {
     fn push(&mut self, code: &str, path: &str) {
-        let i = self.ends.len() as u32;
-        self.text.push_str(path);
-        self.ends
-            .push(u32::try_from(self.text.len()).expect("under 4 GB of org paths"));
-        if last_segment(path) != code {
-            self.odd.insert(i, code.into());
-        }
-    }
-
-    fn path(&self, i: u32) -> &str {
-        let i = i as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text[start..self.ends[i] as usize]
+        let parent = path
+            .strip_suffix('/')
+            .and_then(|p| p.strip_suffix(code))
+            .filter(|p| p.ends_with('/'));
+        let (prefix, flag) = match parent {
+            Some(parent) => (parent, 0),
+            None => (path, WHOLE_PATH),
+        };
+        let id = match self.seen.get(prefix) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.prefix_ends.len())
+                    .ok()
+                    .filter(|id| id & WHOLE_PATH == 0)
+                    .expect("fewer than 2³¹ parents");
+                self.prefixes.push_str(prefix);
+                self.prefix_ends.push(end(&self.prefixes));
+                self.seen.insert(prefix.into(), id);
+                id
+            }
+        };
+        self.prefix_of.push(id | flag);
+        self.codes.push_str(code);
+        self.code_ends.push(end(&self.codes));
     }
 
     fn code(&self, i: u32) -> &str {
-        match self.odd.get(&i) {
-            Some(code) => code,
-            None => last_segment(self.path(i)),
-        }
+        slice(&self.codes, &self.code_ends, i)
     }
 
-    fn shrink_to_fit(&mut self) {
-        self.text.shrink_to_fit();
-        self.ends.shrink_to_fit();
+    fn path(&self, i: u32) -> String {
+        let p = self.prefix_of[i as usize];
+        let prefix = slice(&self.prefixes, &self.prefix_ends, p & !WHOLE_PATH);
+        if p & WHOLE_PATH != 0 {
+            return prefix.to_string();
+        }
+        let code = self.code(i);
+        let mut path = String::with_capacity(prefix.len() + code.len() + 1);
+        path.push_str(prefix);
+        path.push_str(code);
+        path.push('/');
+        path
+    }
+
+    /// Drops the building aids and spare capacity.
+    fn finish(&mut self) {
+        self.seen = HashMap::new();
+        self.codes.shrink_to_fit();
+        self.code_ends.shrink_to_fit();
+        self.prefix_of.shrink_to_fit();
+        self.prefixes.shrink_to_fit();
+        self.prefix_ends.shrink_to_fit();
     }
 
     fn heap_bytes(&self) -> usize {
-        self.text.capacity() + 4 * self.ends.capacity()
+        self.codes.capacity()
+            + self.prefixes.capacity()
+            + 4 * (self.code_ends.capacity()
+                + self.prefix_of.capacity()
+                + self.prefix_ends.capacity())
     }
 }
 
-/// `c` of `/a/b/c/`.
-fn last_segment(path: &str) -> &str {
-    let trimmed = path.strip_suffix('/').unwrap_or(path);
-    trimmed.rsplit('/').next().unwrap_or(trimmed)
+/// The end of a string just pushed to, as an index of the string (under 4 GB).
+fn end(s: &str) -> u32 {
+    u32::try_from(s.len()).expect("under 4 GB of org codes and paths")
+}
+
+/// Item `i` of strings pushed one after another onto `text`, ending at `ends`.
+fn slice<'a>(text: &'a str, ends: &[u32], i: u32) -> &'a str {
+    let i = i as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+    &text[start..ends[i] as usize]
 }
 
 /// The index in use, swappable while the server runs: readers take the current `Arc` and keep
@@ -632,6 +805,67 @@ mod tests {
             assert!(got.is_some());
             assert_eq!(got, whole.locate(p).cloned());
             assert_eq!(got, paged.route(p));
+        }
+    }
+
+    #[test]
+    fn names_give_back_codes_and_paths() {
+        let orgs = [
+            ("G1", "/C/S/M/G1/"),
+            ("U1", "/C/S/M/G1/U1/"),
+            ("U2", "/C/S/M/G1/U2/"),
+            ("M", "/C/S/M/"),
+            ("X", "/C/S/M/G1/Y/"),
+            ("Z", "Z"),
+            ("", "//"),
+        ];
+        let mut names = Names::default();
+        for (code, path) in orgs {
+            names.push(code, path);
+        }
+        names.finish();
+        for (i, (code, path)) in orgs.into_iter().enumerate() {
+            assert_eq!(names.code(i as u32), code);
+            assert_eq!(names.path(i as u32), path);
+        }
+        assert_eq!(names.prefix_ends.len(), 6, "U1 and U2 share G1's path");
+    }
+
+    #[test]
+    fn the_packed_tree_finds_every_box_that_holds_a_point() {
+        let mut rng = lattice::Rng::new(11);
+        for n in [0, 1, 2, 15, 16, 17, 255, 256, 257, 3_000] {
+            let items: Vec<(Rect, u32)> = (0..n)
+                .map(|k| {
+                    let (x, y) = (rng.unit() as f32 * 100.0, rng.unit() as f32 * 50.0);
+                    let (w, h) = (rng.unit() as f32 * 8.0, rng.unit() as f32 * 8.0);
+                    ([x, y, x + w, y + h], k as u32 * 3)
+                })
+                .collect();
+            let tree = PackedTree::new(items.clone());
+            for _ in 0..300 {
+                let (x, y) = (rng.unit() as f32 * 110.0, rng.unit() as f32 * 60.0);
+                let mut got = Vec::new();
+                tree.at_point(x, y, &mut got);
+                got.sort_unstable();
+                let want: Vec<u32> = items
+                    .iter()
+                    .filter(|(r, _)| x >= r[0] && x <= r[2] && y >= r[1] && y <= r[3])
+                    .map(|&(_, id)| id)
+                    .collect();
+                assert_eq!(got, want, "{n} boxes, ({x}, {y})");
+            }
+            // Corners count as inside.
+            if let Some(&([x0, y0, x1, y1], id)) = items.first() {
+                for (x, y) in [(x0, y0), (x1, y1)] {
+                    let mut got = Vec::new();
+                    tree.at_point(x, y, &mut got);
+                    assert!(got.contains(&id));
+                }
+            }
+            let mut none = Vec::new();
+            tree.at_point(f32::NAN, 1.0, &mut none);
+            assert!(none.is_empty());
         }
     }
 

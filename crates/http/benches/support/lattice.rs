@@ -2,6 +2,7 @@
 //! quadrilateral micro-grids (units, ~50 m across) that tile the plane exactly (neighbours
 //! share their jittered corners), grouped 5 × 5 into grids and 50 × 50 into communities whose
 //! outlines run through every lattice vertex on the way, like a real tree of boundaries.
+//! Coordinates have seven decimals, as real boundaries do.
 
 #![allow(dead_code)] // shared by the benchmark and the smoke test, which use different parts
 
@@ -38,6 +39,11 @@ impl Rng {
     }
 }
 
+/// To 10⁻⁷ degree (a centimetre), as GIS exports write coordinates.
+fn round7(v: f64) -> f64 {
+    (v * 1e7).round() / 1e7
+}
+
 pub struct Lattice {
     pub cols: usize,
     pub rows: usize,
@@ -58,7 +64,10 @@ impl Lattice {
                 } else {
                     (0.0, 0.0)
                 };
-                vertices.push((WEST + i as f64 * DX + jx, SOUTH + j as f64 * DY + jy));
+                vertices.push((
+                    round7(WEST + i as f64 * DX + jx),
+                    round7(SOUTH + j as f64 * DY + jy),
+                ));
             }
         }
         Lattice {
