@@ -974,6 +974,7 @@ const ADD_RUNNING: &str = "WITH d AS (
             $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
             AS d (org, day, region, received, closed, closed_on_time, rework, rated, satisfied)
     ), c AS (
+        -- `until`: the write's next day of the org ('9' sorts after every day).
         SELECT org, day, region, lead(day) OVER o AS until,
             sum(received) OVER w AS received, sum(closed) OVER w AS closed,
             sum(closed_on_time) OVER w AS closed_on_time, sum(rework) OVER w AS rework,
@@ -1003,7 +1004,7 @@ const ADD_RUNNING: &str = "WITH d AS (
         rated = r.rated + c.rated,
         satisfied = r.satisfied + c.satisfied
     FROM c
-    WHERE r.org = c.org AND r.day >= c.day AND (c.until IS NULL OR r.day < c.until)";
+    WHERE r.org = c.org AND r.day >= c.day AND r.day < coalesce(c.until, '9')";
 
 const UPSERT_GAUGES: &str = "INSERT INTO rollup_gauges (org, key, n, region)
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
