@@ -7,7 +7,7 @@
 //! org).
 //!
 //! Boundaries sit in an R-tree over their bounding boxes (a static one, packed in Hilbert
-//! order as by `flatbush`: [`PackedTree`]); a lookup asks the tree for the boxes that hold the
+//! order as by `flatbush`: `PackedTree`); a lookup asks the tree for the boxes that hold the
 //! point and runs the exact point-in-polygon test
 //! ([`BoundarySet::contains`], holes and MultiPolygons included) only on those. Entries are
 //! numbered in order of preference — deeper first, then smaller bounding box, then code — and
