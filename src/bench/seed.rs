@@ -54,16 +54,12 @@ pub struct SeedArgs {
     /// Random seed: the same seed and arguments give the same province and cases.
     #[arg(long, default_value_t = 20_220_000)]
     seed: u64,
-    /// Generator threads (default: the cores).
+    /// Generator threads (default: the cores but one, which the store's writer keeps busy).
     #[arg(long)]
     threads: Option<usize>,
     /// Cases per `import_cases` call (one write job each).
     #[arg(long, default_value_t = IMPORT_BATCH)]
     batch: usize,
-    /// Keep every index while importing, as a live server writes (for comparison); by
-    /// default the store builds the indexes it can once at the end.
-    #[arg(long)]
-    keep_indexes: bool,
 }
 
 /// Cases per `import_cases` call by default: one write job (transaction) each. Pages that
@@ -113,10 +109,6 @@ pub async fn run(args: SeedArgs) -> Result<std::process::ExitCode, String> {
 
     let cases_started = Instant::now();
     let days = day_counts(&cal, now, args.years, args.cases);
-    // The store is empty of cases (checked above): it may build its indexes once at the end.
-    if !args.keep_indexes {
-        store.begin_bulk_import().await.map_err(|e| e.to_string())?;
-    }
     let written = write_cases(
         store.clone(),
         Arc::new(province),
@@ -127,12 +119,6 @@ pub async fn run(args: SeedArgs) -> Result<std::process::ExitCode, String> {
         days,
     )
     .await?;
-    let indexing = Instant::now();
-    store.end_bulk_import().await.map_err(|e| e.to_string())?;
-    eprintln!(
-        "bench seed: indexes built in {:.1} s",
-        indexing.elapsed().as_secs_f64()
-    );
     let secs = cases_started.elapsed().as_secs_f64();
     // Closing the store finishes its writes and checkpoints the WAL into the file.
     drop(store);
@@ -352,7 +338,9 @@ async fn write_cases(
 ) -> Result<Written, String> {
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        // Generating takes about a third of the writer's time: one core less leaves the
+        // writer (and the import's encoding before it) a core of its own.
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() - 1))
         .max(1);
     let days = Arc::new(days);
     let next = Arc::new(AtomicUsize::new(0));
