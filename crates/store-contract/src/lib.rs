@@ -105,6 +105,7 @@ macro_rules! contract_tests {
             store::writes_survive_a_reopen,
             store::lists_filter_by_visibility_and_page_by_keyset,
             store::imports_keep_numbers_the_chain_and_measures,
+            store::bulk_imports_leave_a_complete_store,
             store::periods_across_months_sum_their_days,
             store::orgs_users_sessions_and_keys,
             store::calendars_settings_and_attachments,

@@ -29,6 +29,7 @@
 
 mod attachments;
 mod boundaries;
+mod bulk;
 mod cases;
 mod chain;
 mod channels;
@@ -94,6 +95,14 @@ impl SqliteStore {
         let db = data_dir.join(DB_FILE);
         let mut conn = schema::open_writer(&db)?;
         let version = schema::migrate(&mut conn)?;
+        // A bulk import that did not finish (a crash) left indexes aside: build them first.
+        let rebuilt = bulk::end(&conn)?;
+        if rebuilt > 0 {
+            tracing::warn!(
+                indexes = rebuilt,
+                "built the indexes an unfinished bulk import had set aside"
+            );
+        }
         // Readers open after the writer has switched the file to WAL.
         let readers = (0..READERS)
             .map(|_| schema::open_reader(&db))
@@ -341,6 +350,18 @@ impl Store for SqliteStore {
         self.writer
             .run(move |c| cases::import_prepared(c, prepared))
             .await
+    }
+
+    async fn begin_bulk_import(&self) -> Result<()> {
+        let deferred = self.writer.run(bulk::begin).await?;
+        tracing::info!(indexes = deferred, "bulk import: indexes set aside");
+        Ok(())
+    }
+
+    async fn end_bulk_import(&self) -> Result<()> {
+        let built = self.writer.run(bulk::end).await?;
+        tracing::info!(indexes = built, "bulk import: indexes built");
+        Ok(())
     }
 
     async fn events_between(

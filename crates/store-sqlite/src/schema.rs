@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_stats_reads",
         include_str!("../../../migrations/sqlite/0005_stats_reads.sql"),
     ),
+    (
+        6,
+        "0006_deferred_indexes",
+        include_str!("../../../migrations/sqlite/0006_deferred_indexes.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)

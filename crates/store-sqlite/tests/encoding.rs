@@ -97,3 +97,40 @@ async fn records_are_compressed_searchable_and_legacy_text_still_reads() {
         .unwrap();
     assert!(store.case(case.id).await.is_err());
 }
+
+/// Indexes set aside for a bulk import are back after the import, and after a crash in the
+/// middle of one (at the next open); a store with cases refuses to set them aside.
+#[tokio::test]
+async fn bulk_imports_set_indexes_aside_and_always_bring_them_back() {
+    let dir = TempDir::new("sqlite-bulk");
+    let count = || -> i64 {
+        Connection::open(dir.path().join("gridloop.db"))
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.put_orgs(tree()).await.unwrap();
+    let all = count();
+    store.begin_bulk_import().await.unwrap();
+    assert!(
+        count() < all - 10,
+        "the cases' and events' indexes are set aside"
+    );
+    store.end_bulk_import().await.unwrap();
+    assert_eq!(count(), all);
+
+    store.begin_bulk_import().await.unwrap();
+    drop(store); // the import never ends
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(count(), all, "the next open builds them");
+
+    let w = World::new();
+    create(&store, &w, "井盖缺失", GRID_A1, &dispatcher(), t0()).await;
+    assert!(store.begin_bulk_import().await.is_err());
+    assert_eq!(count(), all);
+}

@@ -433,6 +433,18 @@ pub trait Store: Send + Sync + 'static {
     async fn due_cases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<i64>>;
     /// Writes finished historic cases in bulk, with events on the chain and rollups.
     async fn import_cases(&self, cases: Vec<ImportCase>) -> Result<()>;
+    /// Before many [`Store::import_cases`] into a store without cases: a store may set aside
+    /// the indexes an import does not need and build them once at
+    /// [`Store::end_bulk_import`] (reads in between may be slow, never wrong). Uniqueness is
+    /// still checked on every import. Refused when the store holds cases.
+    async fn begin_bulk_import(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Builds what [`Store::begin_bulk_import`] set aside (also done at the next open after a
+    /// crash in between).
+    async fn end_bulk_import(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Events of all cases with `from <= at < to`, in chain order, at most `limit`
     /// (Open311 `servicerequestupdates`).

@@ -1,0 +1,120 @@
+//! Bulk imports into an empty store: the secondary indexes of cases and events are set
+//! aside while the rows go in and built once at the end.
+//!
+//! Historic cases arrive in time order, but most indexes are not in time order (status and
+//! path, reporter phone, location, creator): each imported row would insert into them at a
+//! random place, and at millions of rows those indexes outgrow the cache, so that every
+//! commit rewrites thousands of scattered pages into the WAL. Built afterwards, an index is
+//! one sort and a sequential write. The definitions wait in `deferred_indexes` (migration
+//! 0006), so that a crash during the import loses nothing: the next open builds them.
+//!
+//! Uniqueness is never deferred (case numbers, `(case_id, seq)` of events, primary keys are
+//! constraints of the tables, not among these indexes), so an import still fails on a
+//! duplicate at once.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use gridloop_store::{Result, StoreError};
+
+use crate::sql::Db;
+
+/// The indexes an import may defer: every plain secondary index of `cases` and `events`.
+const DEFERRABLE: &[&str] = &[
+    "cases_status_org_path",
+    "cases_status_area_path",
+    "cases_created_by",
+    "cases_reporter_phone",
+    "cases_deadline",
+    "cases_updated",
+    "cases_open_newest",
+    "cases_open_deadline",
+    "cases_open_updated",
+    "cases_due_at",
+    "cases_source_key",
+    "cases_visit_id",
+    "cases_lat_lng",
+    "cases_created",
+    "events_at",
+];
+
+/// Sets the deferrable indexes aside. Only an empty store (no cases yet) may: a store in use
+/// needs its indexes for every read.
+pub(crate) fn begin(conn: &Connection) -> Result<usize> {
+    let has_cases: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM cases)", [], |r| r.get(0))
+        .db()?;
+    if has_cases {
+        return Err(StoreError::Backend(
+            "a bulk import defers indexes only into a store without cases".into(),
+        ));
+    }
+    let mut deferred = 0;
+    for name in DEFERRABLE {
+        let sql: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?;
+        let Some(sql) = sql else { continue };
+        conn.execute(
+            "INSERT INTO deferred_indexes (name, sql) VALUES (?1, ?2)",
+            [name, &sql.as_str()],
+        )
+        .db()?;
+        conn.execute_batch(&format!("DROP INDEX {name}")).db()?;
+        deferred += 1;
+    }
+    Ok(deferred)
+}
+
+/// Builds every deferred index. Returns how many were built (0 when none were pending).
+pub(crate) fn end(conn: &Connection) -> Result<usize> {
+    let pending: Vec<(String, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM deferred_indexes ORDER BY name")
+            .db()?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .db()?
+            .collect::<rusqlite::Result<_>>()
+            .db()?
+    };
+    for (name, sql) in &pending {
+        conn.execute_batch(sql).db()?;
+        conn.execute("DELETE FROM deferred_indexes WHERE name = ?1", [name])
+            .db()?;
+    }
+    Ok(pending.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn indexes(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
+                 ORDER BY name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn deferred_indexes_come_back_exactly() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let before = indexes(&conn);
+        assert_eq!(begin(&conn).unwrap(), DEFERRABLE.len());
+        assert!(indexes(&conn).len() < before.len());
+        assert_eq!(end(&conn).unwrap(), DEFERRABLE.len());
+        assert_eq!(indexes(&conn), before);
+        assert_eq!(end(&conn).unwrap(), 0, "nothing left pending");
+    }
+}
