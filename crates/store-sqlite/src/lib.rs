@@ -21,11 +21,13 @@
 //!   [`SqliteStore::open`].
 //!
 //! A case row keeps the fields that are filtered or sorted on as indexed columns and the whole
-//! domain case as a JSON document; measures are kept as rollups updated in the same
+//! domain case as a JSON document, stored compressed against a trained dictionary like the
+//! events' details (module `codec`); measures are kept as rollups updated in the same
 //! transaction as the case, so dashboards never scan cases. Case lists page by keyset and
 //! pick their plan by the density of the caller's subtree (module `list`); the store never
 //! runs ANALYZE, so that SQLite's plans stay the ones its tests check. Night visits and
-//! hotline calls are plain rows beside the cases (module `channels`).
+//! hotline calls are plain rows beside the cases (module `channels`). A bulk import into an
+//! empty store builds the secondary indexes once at its end (module `bulk`).
 
 mod attachments;
 mod boundaries;
