@@ -791,7 +791,7 @@ mod tests {
         let asked = asked.into_inner().unwrap();
         assert_eq!(
             asked.len(),
-            orgs.len().div_ceil(7) + usize::from(orgs.len() % 7 == 0)
+            orgs.len().div_ceil(7) + usize::from(orgs.len().is_multiple_of(7))
         );
         assert_eq!(asked[0], None);
         assert_eq!(asked[1].as_deref(), Some(orgs[6].code.as_str()));
