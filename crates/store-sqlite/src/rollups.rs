@@ -292,52 +292,49 @@ pub(crate) fn counters(
 /// Fills `rollup_running` from the days when it is empty but the days are not: after
 /// migration 0005, or in a store whose days were written directly.
 pub(crate) fn rebuild_running_if_missing(conn: &Connection) -> Result<()> {
-    let missing: bool = conn
-        .query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM rollup_running)
-                 AND EXISTS (SELECT 1 FROM rollup_counters)",
-            [],
-            |r| r.get(0),
-        )
-        .db()?;
-    if missing {
-        conn.execute_batch(
-            "INSERT INTO rollup_running
-                 (org, day, received, closed, closed_on_time, rework, rated, satisfied)
-             SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
-                    sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
-                    sum(satisfied) OVER w
-             FROM rollup_counters
-             WINDOW w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING)",
-        )
-        .db()?;
-        tracing::info!("rebuilt the running totals from the daily rollups");
-    }
-    Ok(())
+    rebuild_from_days(
+        conn,
+        "rollup_running",
+        "INSERT INTO rollup_running
+             (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+         SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
+                sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
+                sum(satisfied) OVER w
+         FROM rollup_counters
+         WINDOW w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING)",
+    )
 }
 
 /// Fills `rollup_months` from the days when it is empty but the days are not: a store
 /// whose days were written directly (`import_records`, copying from another store) gets its
 /// months at the next open.
 pub(crate) fn rebuild_months_if_missing(conn: &Connection) -> Result<()> {
+    rebuild_from_days(
+        conn,
+        "rollup_months",
+        "INSERT INTO rollup_months
+             (org, month, received, closed, closed_on_time, rework, rated, satisfied)
+         SELECT org, substr(day, 1, 7), sum(received), sum(closed), sum(closed_on_time),
+                sum(rework), sum(rated), sum(satisfied)
+         FROM rollup_counters GROUP BY org, substr(day, 1, 7)",
+    )
+}
+
+/// Runs `fill` when `table` (derived from the daily rollups) is empty but the days are not.
+fn rebuild_from_days(conn: &Connection, table: &str, fill: &str) -> Result<()> {
     let missing: bool = conn
         .query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM rollup_months)
-                 AND EXISTS (SELECT 1 FROM rollup_counters)",
+            &format!(
+                "SELECT NOT EXISTS (SELECT 1 FROM {table})
+                     AND EXISTS (SELECT 1 FROM rollup_counters)"
+            ),
             [],
             |r| r.get(0),
         )
         .db()?;
     if missing {
-        conn.execute_batch(
-            "INSERT INTO rollup_months
-                 (org, month, received, closed, closed_on_time, rework, rated, satisfied)
-             SELECT org, substr(day, 1, 7), sum(received), sum(closed), sum(closed_on_time),
-                    sum(rework), sum(rated), sum(satisfied)
-             FROM rollup_counters GROUP BY org, substr(day, 1, 7)",
-        )
-        .db()?;
-        tracing::info!("rebuilt the monthly rollups from the daily ones");
+        conn.execute_batch(fill).db()?;
+        tracing::info!(table, "rebuilt from the daily rollups");
     }
     Ok(())
 }
