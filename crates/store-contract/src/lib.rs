@@ -118,6 +118,7 @@ macro_rules! contract_tests {
             channels::hotline_calls_by_number_newest_first,
             lists::pages_match_a_plain_filter_and_sort,
             rollups::counters_of_many_orgs_sum_their_days,
+            rollups::reads_of_many_orgs_follow_every_write,
         );
     };
 }

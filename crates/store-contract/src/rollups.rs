@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate};
-use gridloop_domain::case::format_number;
+use gridloop_domain::case::{Resolved, format_number};
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::{Level, Org, path_codes};
 use gridloop_domain::role::Actor;
@@ -200,5 +200,62 @@ pub async fn counters_of_many_orgs_sum_their_days(h: &dyn Harness) {
             *from,
             *to,
         );
+    }
+}
+
+/// The counters and gauges of a province's worth of orgs (which a store may keep between
+/// reads) follow every write: each read after a case is created, then accepted, shows it,
+/// for every period read before.
+pub async fn reads_of_many_orgs_follow_every_write(h: &dyn Harness) {
+    let store = open_with_tree(h).await;
+    let w = World::new();
+    let now = t0();
+    let day = local_day(&w, now);
+    let month = (day - Days::new(30), day);
+    let mut codes: Vec<String> = tree().into_iter().map(|o| o.code).collect();
+    // Orgs without rollups, so that the read is as large as a province root's.
+    codes.extend((0..1000).map(|i| format!("39{i:04}")));
+    let read = async |from: NaiveDate, to: NaiveDate| {
+        (
+            store.counters(&codes, from, to).await.unwrap(),
+            store.gauges(&codes).await.unwrap(),
+        )
+    };
+
+    for _ in 0..2 {
+        for (from, to) in [(day, day), month] {
+            let (c, g) = read(from, to).await;
+            assert_eq!(c.len(), codes.len());
+            assert!(c.values().all(Counters::is_zero));
+            assert!(g.values().all(|g| g.is_empty()));
+        }
+    }
+
+    let case = create(&*store, &w, "噪音扰民", GRID_A1, &Actor::Resident, now).await;
+    for (from, to) in [(day, day), month] {
+        let (c, g) = read(from, to).await;
+        assert!(c.values().all(Counters::is_zero));
+        assert_eq!(g[CITY].get("reported"), Some(&1));
+        assert_eq!(g[GRID_A1].get("reported"), Some(&1));
+        assert!(g[GRID_B1].is_empty());
+    }
+
+    act(
+        &*store,
+        case.id,
+        accept(),
+        dispatcher(),
+        Resolved::default(),
+        now,
+    )
+    .await
+    .unwrap();
+    for (from, to) in [(day, day), month] {
+        let (c, g) = read(from, to).await;
+        assert_eq!(c[CITY].received, 1, "{from}..={to}");
+        assert_eq!(c[GRID_A1].received, 1);
+        assert_eq!(c[GRID_B1].received, 0);
+        assert_eq!(g[CITY].get("reported"), None);
+        assert_eq!(g[CITY].get("accepted"), Some(&1));
     }
 }

@@ -5,6 +5,7 @@
 //! of its root org, whatever its size.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::NaiveDate;
 use gridloop_domain::measures::{Counters, MeasureDelta};
@@ -65,6 +66,8 @@ impl RollupDelta {
     }
 
     pub fn write(&self, conn: &Connection) -> Result<()> {
+        // Even when empty: an import writes gauges itself, then calls this.
+        bump_generation(conn)?;
         if !self.counters.is_empty() {
             let mut upsert = conn
                 .prepare_cached(
@@ -235,57 +238,169 @@ fn write_running(
     Ok(())
 }
 
+/// Answers of reads of many orgs (a province's thousand children: ~10 ms of counters, ~2 ms
+/// of gauges), kept while the rollups' generation is the one they were read at. A read
+/// takes the generation in the same snapshot as the rollups, and every write of the
+/// rollups sets a new one in its own transaction, so a kept answer is never older than
+/// the database. Keyed by generation and not by store: equal generations mean equal
+/// rollups, also across two stores in one process.
+struct Cache<T> {
+    entries: Mutex<Vec<Entry<T>>>,
+}
+
+struct Entry<T> {
+    generation: i64,
+    period: Option<(NaiveDate, NaiveDate)>,
+    orgs: Vec<String>,
+    value: Arc<T>,
+}
+
+/// Fewer orgs are read fast enough, and would only crowd the cache.
+const CACHE_MIN_ORGS: usize = 64;
+/// Entries kept: a few periods of a few large parents (each ~100 KB for 1,000 orgs).
+const CACHE_ENTRIES: usize = 16;
+
+impl<T: Clone> Cache<T> {
+    const fn new() -> Cache<T> {
+        Cache {
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Entry<T>>> {
+        // Entries are whole values; a panic elsewhere cannot leave one half-written.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The kept answer for `orgs` and `period`, or `read`'s, kept for the next caller.
+    fn get_or_read(
+        &self,
+        conn: &Connection,
+        period: Option<(NaiveDate, NaiveDate)>,
+        orgs: &[String],
+        read: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        if orgs.len() < CACHE_MIN_ORGS {
+            return read(conn);
+        }
+        // One snapshot for the generation and the rollups it stands for.
+        let tx = conn.unchecked_transaction().db()?;
+        let generation: i64 = tx
+            .prepare_cached("SELECT n FROM rollup_generation WHERE singleton = 1")
+            .db()?
+            .query_row([], |r| r.get(0))
+            .db()?;
+        let hit = self
+            .lock()
+            .iter()
+            .find(|e| e.generation == generation && e.period == period && e.orgs == orgs)
+            .map(|e| e.value.clone());
+        if let Some(value) = hit {
+            return Ok(T::clone(&value));
+        }
+        let value = read(&tx)?;
+        drop(tx);
+        let mut entries = self.lock();
+        // Answers of an older generation will never be asked for again.
+        entries.retain(|e| e.generation == generation);
+        if entries.len() >= CACHE_ENTRIES {
+            entries.remove(0);
+        }
+        entries.push(Entry {
+            generation,
+            period,
+            orgs: orgs.to_vec(),
+            value: Arc::new(value.clone()),
+        });
+        Ok(value)
+    }
+}
+
+static COUNTERS: Cache<HashMap<String, Counters>> = Cache::new();
+static GAUGES: Cache<HashMap<String, HashMap<String, i64>>> = Cache::new();
+
+/// A new rollups generation: answers kept for the one before are not used again.
+fn bump_generation(conn: &Connection) -> Result<()> {
+    conn.prepare_cached("UPDATE rollup_generation SET n = random() WHERE singleton = 1")
+        .db()?
+        .execute([])
+        .db()?;
+    Ok(())
+}
+
 /// Counters summed per org over the days `from..=to`; zero for orgs without any.
-///
-/// One statement for all the orgs: per org, the running total at or before `to` minus the
-/// one before `from` (two key lookups each, whatever the period's length).
 pub(crate) fn counters(
     conn: &Connection,
     orgs: &[String],
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<HashMap<String, Counters>> {
-    let mut out: HashMap<String, Counters> = orgs
-        .iter()
-        .map(|o| (o.clone(), Counters::default()))
-        .collect();
-    if from > to || orgs.is_empty() {
+    COUNTERS.get_or_read(conn, Some((from, to)), orgs, |conn| {
+        read_counters(conn, orgs, from, to)
+    })
+}
+
+/// Per org, the running total at or before `to` minus the one before `from`: two key
+/// lookups, whatever the period's length. A statement per lookup, because finding the day
+/// first and then its row (as one statement for all the orgs must) descends the B-tree
+/// twice as often, and those descents were most of a province's stats.
+fn read_counters(
+    conn: &Connection,
+    orgs: &[String],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<HashMap<String, Counters>> {
+    let mut out: HashMap<String, Counters> = HashMap::with_capacity(orgs.len());
+    if from > to {
+        out.extend(orgs.iter().map(|o| (o.clone(), Counters::default())));
         return Ok(out);
     }
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT j.value,
-                    t.received - coalesce(f.received, 0), t.closed - coalesce(f.closed, 0),
-                    t.closed_on_time - coalesce(f.closed_on_time, 0),
-                    t.rework - coalesce(f.rework, 0), t.rated - coalesce(f.rated, 0),
-                    t.satisfied - coalesce(f.satisfied, 0)
-             FROM json_each(?1) AS j
-             JOIN rollup_running AS t ON t.org = j.value AND t.day = (
-                 SELECT max(day) FROM rollup_running WHERE org = j.value AND day <= ?3)
-             LEFT JOIN rollup_running AS f ON f.org = j.value AND f.day = (
-                 SELECT max(day) FROM rollup_running WHERE org = j.value AND day < ?2)",
-        )
+    const COLUMNS: &str = "received, closed, closed_on_time, rework, rated, satisfied";
+    let mut at_or_before = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM rollup_running WHERE org = ?1 AND day <= ?2
+             ORDER BY day DESC LIMIT 1"
+        ))
         .db()?;
-    let codes = serde_json::to_string(orgs)
-        .map_err(|e| gridloop_store::StoreError::Backend(e.to_string()))?;
-    let rows = collect(
-        stmt.query(params![codes, from.to_string(), to.to_string()])
-            .db()?,
-        |r| {
-            Ok((
-                get::<String>(r, 0)?,
-                Counters {
-                    received: get(r, 1)?,
-                    closed: get(r, 2)?,
-                    closed_on_time: get(r, 3)?,
-                    rework: get(r, 4)?,
-                    rated: get(r, 5)?,
-                    satisfied: get(r, 6)?,
-                },
-            ))
-        },
-    )?;
-    out.extend(rows);
+    let mut before = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM rollup_running WHERE org = ?1 AND day < ?2
+             ORDER BY day DESC LIMIT 1"
+        ))
+        .db()?;
+    let (from, to) = (from.to_string(), to.to_string());
+    let running = |stmt: &mut rusqlite::CachedStatement<'_>,
+                   org: &str,
+                   day: &str|
+     -> Result<Option<Counters>> {
+        let mut rows = stmt.query(params![org, day]).db()?;
+        match rows.next().db()? {
+            None => Ok(None),
+            Some(r) => Ok(Some(Counters {
+                received: get(r, 0)?,
+                closed: get(r, 1)?,
+                closed_on_time: get(r, 2)?,
+                rework: get(r, 3)?,
+                rated: get(r, 4)?,
+                satisfied: get(r, 5)?,
+            })),
+        }
+    };
+    for org in orgs {
+        let mut c = Counters::default();
+        if let Some(t) = running(&mut at_or_before, org, &to)? {
+            let f = running(&mut before, org, &from)?.unwrap_or_default();
+            c = Counters {
+                received: t.received - f.received,
+                closed: t.closed - f.closed,
+                closed_on_time: t.closed_on_time - f.closed_on_time,
+                rework: t.rework - f.rework,
+                rated: t.rated - f.rated,
+                satisfied: t.satisfied - f.satisfied,
+            };
+        }
+        out.insert(org.clone(), c);
+    }
     Ok(out)
 }
 
@@ -334,6 +449,8 @@ fn rebuild_from_days(conn: &Connection, table: &str, fill: &str) -> Result<()> {
         .db()?;
     if missing {
         conn.execute_batch(fill).db()?;
+        // What a reader kept may predate the rebuild (a bulk import's end).
+        bump_generation(conn)?;
         tracing::info!(table, "rebuilt from the daily rollups");
     }
     Ok(())
@@ -341,6 +458,13 @@ fn rebuild_from_days(conn: &Connection, table: &str, fill: &str) -> Result<()> {
 
 /// Gauges per org, zero entries left out.
 pub(crate) fn gauges(
+    conn: &Connection,
+    orgs: &[String],
+) -> Result<HashMap<String, HashMap<String, i64>>> {
+    GAUGES.get_or_read(conn, None, orgs, |conn| read_gauges(conn, orgs))
+}
+
+fn read_gauges(
     conn: &Connection,
     orgs: &[String],
 ) -> Result<HashMap<String, HashMap<String, i64>>> {

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_deferred_indexes",
         include_str!("../../../migrations/sqlite/0006_deferred_indexes.sql"),
     ),
+    (
+        7,
+        "0007_rollup_generation",
+        include_str!("../../../migrations/sqlite/0007_rollup_generation.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
