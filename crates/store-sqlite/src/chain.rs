@@ -3,16 +3,29 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use gridloop_domain::timeline::{ChainBreak, ChainVerifier, Event, NewEvent, event_hash};
+use gridloop_domain::timeline::{ChainBreak, ChainVerifier, Event, GENESIS, NewEvent, event_hash};
 use gridloop_store::{ChainReport, Result, StoreError};
 use rusqlite::{Connection, Row, params};
 use sha2::{Digest, Sha256};
 
 use crate::codec::{self, Kind};
-use crate::sql::{Db, collect, get, ms};
+use crate::sql::{Db, get, ms};
 
-pub(crate) const EVENT_COLUMNS: &str =
-    "id, case_id, seq, action, actor, at, details, prev_hash, hash";
+/// The stored columns of an event. There is no `prev_hash`: ids are consecutive along the
+/// chain, so an event's previous hash is the hash of the event whose id is one less (see
+/// [`link`]); storing it again cost 32 bytes an event.
+pub(crate) const EVENT_COLUMNS: &str = "id, case_id, seq, action, actor, at, details, hash";
+
+/// [`EVENT_COLUMNS`] and, last, the previous event's hash, for a query over
+/// [`LINKED_EVENTS`] (a read that cannot look up the predecessor itself: copy's pages).
+pub(crate) const LINKED_EVENT_COLUMNS: &str =
+    "e.id, e.case_id, e.seq, e.action, e.actor, e.at, e.details, e.hash, p.hash";
+/// Each event with its predecessor in the chain (a rowid lookup, on a page just read).
+pub(crate) const LINKED_EVENTS: &str = "events e LEFT JOIN events p ON p.id = e.id - 1";
+
+/// What an event whose predecessor is missing links to: no hash, so that nothing mistakes it
+/// for a link (verification reports the gap in the ids first).
+const NO_PREDECESSOR: &str = "";
 
 /// The end of the chain while a write job appends to it. Loaded once per job and saved once
 /// at its end, so a bulk import touches `chain_head` twice, not once per event. It lives
@@ -60,8 +73,8 @@ impl ChainHead {
         };
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO events (id, case_id, seq, action, actor, at, details, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO events (id, case_id, seq, action, actor, at, details, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .db()?;
         for e in events {
@@ -83,7 +96,6 @@ impl ChainHead {
                     e.actor,
                     ms(e.at),
                     details,
-                    hash_blob(&self.hash)?,
                     hash_blob(&hash)?
                 ])
                 .db()?;
@@ -104,8 +116,8 @@ impl ChainHead {
     ) -> Result<()> {
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO events (id, case_id, seq, action, actor, at, details, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO events (id, case_id, seq, action, actor, at, details, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .db()?;
         for e in events {
@@ -121,7 +133,6 @@ impl ChainHead {
                     e.actor,
                     e.at,
                     e.stored,
-                    hash_blob(&self.hash)?,
                     hash_blob(&hash)?
                 ])
                 .db()?;
@@ -194,9 +205,9 @@ impl PreparedEvent {
     }
 }
 
-/// Event hashes are stored as their 32 bytes, not as 64 hex characters: two per event, they
-/// were a fifth of the database. Rows written as text (by older versions, or copied in) read
-/// the same.
+/// Event hashes are stored as their 32 bytes, not as 64 hex characters: two per event (when
+/// the link was stored too), they were a fifth of the database. Rows written as text (by
+/// older versions, or copied in) read the same.
 pub(crate) fn hash_blob(hex_hash: &str) -> Result<Vec<u8>> {
     hex::decode(hex_hash)
         .map_err(|e| StoreError::Backend(format!("an event hash is not hex ({hex_hash}): {e}")))
@@ -211,8 +222,9 @@ fn hash_text(r: &Row<'_>, idx: usize) -> std::result::Result<String, String> {
     }
 }
 
-/// A stored event, or why its row does not make one.
-pub(crate) fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> {
+/// A stored event from its [`EVENT_COLUMNS`] and the hash of the event before it, or why
+/// its row does not make one.
+pub(crate) fn event_from_row(r: &Row<'_>, prev_hash: String) -> std::result::Result<Event, String> {
     let col = |e: rusqlite::Error| e.to_string();
     let details = codec::decode(Kind::Event, r.get_ref(6).map_err(col)?)
         .map_err(|e| format!("its details cannot be read: {e}"))?;
@@ -227,9 +239,56 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> 
             .ok_or_else(|| format!("its time {at} is out of range"))?,
         details: serde_json::from_slice(&details)
             .map_err(|e| format!("its details are not JSON: {e}"))?,
-        prev_hash: hash_text(r, 7)?,
-        hash: hash_text(r, 8)?,
+        prev_hash,
+        hash: hash_text(r, 7)?,
     })
+}
+
+/// A stored event from its [`LINKED_EVENT_COLUMNS`].
+pub(crate) fn linked_event_from_row(r: &Row<'_>) -> std::result::Result<Event, String> {
+    let id: i64 = r.get(0).map_err(|e| e.to_string())?;
+    let prev = match r.get_ref(8).map_err(|e| e.to_string())? {
+        rusqlite::types::ValueRef::Null => absent_predecessor(id).to_string(),
+        _ => hash_text(r, 8)?,
+    };
+    event_from_row(r, prev)
+}
+
+/// The previous hash of event `id` when no event `id - 1` is stored.
+fn absent_predecessor(id: i64) -> &'static str {
+    if id == 1 { GENESIS } else { NO_PREDECESSOR }
+}
+
+/// The hash of event `id - 1` in the chain, as [`Event::prev_hash`] of event `id`.
+pub(crate) fn prev_hash(conn: &Connection, id: i64) -> Result<String> {
+    let mut stmt = conn
+        .prepare_cached("SELECT hash FROM events WHERE id = ?1")
+        .db()?;
+    let mut rows = stmt.query([id - 1]).db()?;
+    match rows.next().db()? {
+        Some(r) => hash_text(r, 0)
+            .map_err(|e| StoreError::Backend(format!("corrupt event {}: {e}", id - 1))),
+        None => Ok(absent_predecessor(id).to_string()),
+    }
+}
+
+/// Rows of [`EVENT_COLUMNS`] in chain order (any subset of the chain) as events, each with
+/// its previous hash: that of the row before when it is the chain's previous event, else
+/// looked up (once per run of consecutive ids).
+fn link(conn: &Connection, mut rows: rusqlite::Rows<'_>) -> Result<Vec<Event>> {
+    let mut events: Vec<Event> = Vec::new();
+    while let Some(r) = rows.next().db()? {
+        let id: i64 = get(r, 0)?;
+        let prev = match events.last() {
+            Some(p) if p.id + 1 == id => p.hash.clone(),
+            _ => prev_hash(conn, id)?,
+        };
+        events.push(
+            event_from_row(r, prev)
+                .map_err(|e| StoreError::Backend(format!("corrupt event {id}: {e}")))?,
+        );
+    }
+    Ok(events)
 }
 
 /// A case's timeline, oldest first.
@@ -239,9 +298,7 @@ pub(crate) fn case_events(conn: &Connection, case_id: i64) -> Result<Vec<Event>>
             "SELECT {EVENT_COLUMNS} FROM events WHERE case_id = ?1 ORDER BY seq"
         ))
         .db()?;
-    collect(stmt.query([case_id]).db()?, |r| {
-        event_from_row(r).map_err(|e| StoreError::Backend(format!("corrupt event: {e}")))
-    })
+    link(conn, stmt.query([case_id]).db()?)
 }
 
 /// The page's ids from the period's range of `events_at` (index entries only, sorted by id),
@@ -264,9 +321,7 @@ pub(crate) fn events_between(
     limit: u32,
 ) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(&events_between_sql()).db()?;
-    collect(stmt.query(params![ms(from), ms(to), limit]).db()?, |r| {
-        event_from_row(r).map_err(|e| StoreError::Backend(format!("corrupt event: {e}")))
-    })
+    link(conn, stmt.query(params![ms(from), ms(to), limit]).db()?)
 }
 
 /// Walks the whole chain in one read snapshot, so that events committed meanwhile cannot
@@ -299,7 +354,10 @@ fn verify_in_snapshot(conn: &Connection) -> Result<ChainReport> {
         .db()?;
     let mut rows = stmt.query([]).db()?;
     while let Some(r) = rows.next().db()? {
-        let checked = event_from_row(r).map_err(|reason| ChainBreak {
+        // The walk is in id order, so the previous hash is the one just checked: each event
+        // is hashed over it, and a gap in the ids is a break before any hash is compared.
+        let prev = verifier.last().1.to_string();
+        let checked = event_from_row(r, prev).map_err(|reason| ChainBreak {
             event_id: get(r, 0).unwrap_or(0),
             case_id: get(r, 1).unwrap_or(0),
             reason,

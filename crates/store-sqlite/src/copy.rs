@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::attachments;
 use crate::cases::{doc_at, insert_case};
-use crate::chain::{EVENT_COLUMNS, event_from_row, hash_blob};
+use crate::chain::{
+    LINKED_EVENT_COLUMNS, LINKED_EVENTS, hash_blob, linked_event_from_row, prev_hash,
+};
 use crate::channels::{CALL_COLUMNS, VISIT_COLUMNS, call_from_row, visit_from_row};
 use crate::codec::{self, Kind};
 use crate::directory::{
@@ -298,8 +300,9 @@ fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Conv
                 last_seq: get(r, 1)?,
             })
         }),
-        Section::Events => ("events", "id", EVENT_COLUMNS, |r| {
-            event_from_row(r)
+        // Records carry each event's previous hash, which the table no longer stores.
+        Section::Events => (LINKED_EVENTS, "e.id", LINKED_EVENT_COLUMNS, |r| {
+            linked_event_from_row(r)
                 .map(Record::Event)
                 .map_err(|e| StoreError::Backend(format!("a stored event is corrupt: {e}")))
         }),
@@ -421,14 +424,33 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
                 params![day.to_string(), last_seq],
             )?,
             Record::Event(e) => {
+                // The link is not stored (it is the previous event's hash), so it is checked
+                // here instead: a record whose link disagrees with the event before it would
+                // otherwise lose the disagreement in the copy. Records come in id order.
+                let prev = match &last_event {
+                    Some((id, hash)) if *id + 1 == e.id => Some(hash.clone()),
+                    _ => match prev_hash(conn, e.id)? {
+                        // Its predecessor is not here (a gap): the ids show it.
+                        missing if missing.is_empty() => None,
+                        found => Some(found),
+                    },
+                };
+                if prev.is_some_and(|p| p != e.prev_hash) {
+                    return Err(StoreError::Backend(format!(
+                        "event {}'s link does not match the hash of event {}: the source's \
+                         chain is broken there (see its `audit verify`)",
+                        e.id,
+                        e.id - 1
+                    )));
+                }
                 let details = serde_json::to_string(&e.details)
                     .map_err(|err| StoreError::Backend(format!("event details: {err}")))?;
                 // Stored as the writer stores them: compressed, hashes as 32 bytes.
                 let details = codec::compress(Kind::Event, details.as_bytes())?;
                 exec(
                     conn,
-                    "INSERT INTO events (id, case_id, seq, action, actor, at, details,
-                         prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO events (id, case_id, seq, action, actor, at, details, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         e.id,
                         e.case_id,
@@ -437,7 +459,6 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
                         e.actor,
                         ms(e.at),
                         details,
-                        hash_blob(&e.prev_hash)?,
                         hash_blob(&e.hash)?
                     ],
                 )?;

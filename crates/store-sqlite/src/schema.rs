@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_rollup_generation",
         include_str!("../../../migrations/sqlite/0007_rollup_generation.sql"),
     ),
+    (
+        8,
+        "0008_events_without_prev_hash",
+        include_str!("../../../migrations/sqlite/0008_events_without_prev_hash.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
