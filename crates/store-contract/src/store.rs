@@ -636,6 +636,22 @@ pub async fn bulk_imports_leave_a_complete_store(h: &dyn Harness) {
     assert_eq!(reported(store.clone()).await, 5);
     let report = store.verify_chain().await.unwrap();
     assert_eq!(report.first_break, None);
+    // The stats count the imported cases at the grid and every ancestor, over any period
+    // that holds their day (a store may build some rollups only at the end).
+    let received = |store: Arc<dyn Store>| async move {
+        let orgs: Vec<String> = [GRID_A2, COMMUNITY_A, STREET]
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        let counters = store
+            .counters(&orgs, day - Duration::days(40), day + Duration::days(3))
+            .await
+            .unwrap();
+        orgs.iter()
+            .map(|o| counters.get(o).map_or(0, |c| c.received))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(received(store.clone()).await, [5, 5, 5]);
 
     // Begun again on a store with cases: refused, or nothing set aside; either way the store
     // keeps answering. Then the process dies before the end: the next open completes it.
@@ -645,6 +661,7 @@ pub async fn bulk_imports_leave_a_complete_store(h: &dyn Harness) {
     assert_eq!(reported(store.clone()).await, 5);
     store.end_bulk_import().await.unwrap();
     assert_eq!(reported(store.clone()).await, 5);
+    assert_eq!(received(store.clone()).await, [5, 5, 5]);
 }
 
 pub async fn orgs_users_sessions_and_keys(h: &dyn Harness) {

@@ -8,6 +8,10 @@
 //! one sort and a sequential write. The definitions wait in `deferred_indexes` (migration
 //! 0006), so that a crash during the import loses nothing: the next open builds them.
 //!
+//! The same holds for the rollup tables derived from the daily counters (running totals,
+//! months): an import writes the days only, and the end builds the rest from them in one
+//! sorted pass. Until then stats leave out what the import wrote.
+//!
 //! Uniqueness is never deferred (case numbers, `(case_id, seq)` of events, primary keys are
 //! constraints of the tables, not among these indexes), so an import still fails on a
 //! duplicate at once.
@@ -81,12 +85,26 @@ pub(crate) fn end(conn: &Connection) -> Result<usize> {
             .collect::<rusqlite::Result<_>>()
             .db()?
     };
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    // The import wrote only the daily rollups: the tables derived from them come first,
+    // while the import is still marked as unfinished, so that a crash here redoes them.
+    crate::rollups::rebuild_derived(conn)?;
     for (name, sql) in &pending {
         conn.execute_batch(sql).db()?;
         conn.execute("DELETE FROM deferred_indexes WHERE name = ?1", [name])
             .db()?;
     }
     Ok(pending.len())
+}
+
+/// Whether a bulk import is under way (its indexes are set aside).
+pub(crate) fn active(conn: &Connection) -> Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM deferred_indexes)")
+        .db()?
+        .query_row([], |r| r.get(0))
+        .db()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! reads. A case row keeps its indexed fields in columns and the whole case in `doc`.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use gridloop_domain::DomainError;
@@ -43,8 +44,15 @@ impl<'a> CaseRow<'a> {
 
     /// A row around the case's JSON document.
     fn with_json(case: &'a Case, json: &str) -> Result<CaseRow<'a>> {
-        let doc = codec::compress(Kind::Case, json.as_bytes())?;
-        Ok(CaseRow {
+        Ok(CaseRow::with_doc(
+            case,
+            codec::compress(Kind::Case, json.as_bytes())?,
+        ))
+    }
+
+    /// A row around the case's document as stored.
+    fn with_doc(case: &'a Case, doc: Vec<u8>) -> CaseRow<'a> {
+        CaseRow {
             case,
             status: case.status.as_str(),
             channel: case.channel.as_str(),
@@ -55,7 +63,7 @@ impl<'a> CaseRow<'a> {
             lat: case.location.map(|l| l.lat),
             lng: case.location.map(|l| l.lng),
             doc,
-        })
+        }
     }
 
     /// `?1..=?20` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
@@ -363,48 +371,130 @@ pub(crate) fn update_case(
 /// The writer's page cache once it has imported (512 MiB).
 const IMPORT_CACHE_KIB: i64 = 512 * 1024;
 
-/// Finished historic cases made ready off the writer: encoded, their measures summed, the
-/// numbers they take per day known.
-pub(crate) struct PreparedImport {
-    cases: Vec<PreparedCase>,
-    rollups: RollupDelta,
-    last_seq: BTreeMap<NaiveDate, i64>,
+/// Cases per chunk of an import: the encoder hands the writer one chunk while it encodes
+/// the next, so that the writer's first wait of each import is short.
+const IMPORT_CHUNK: usize = 500;
+/// Encoded chunks waiting for the writer.
+const IMPORT_CHUNKS_AHEAD: usize = 2;
+
+/// What the encoder of an import hands the writer: chunks of rows, then the sums.
+pub(crate) enum ImportPart {
+    Rows(Vec<ImportRow>),
+    /// The end of the import: its measures summed per row, and the numbers it took per day
+    /// (so the live counter continues after them).
+    End {
+        rollups: RollupDelta,
+        last_seq: BTreeMap<NaiveDate, i64>,
+    },
 }
 
-pub(crate) fn prepare_import(cases: Vec<ImportCase>) -> Result<PreparedImport> {
-    let mut rollups = RollupDelta::default();
-    // Numbers taken per day, so the live counter continues after the imported ones.
-    let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
-    let mut prepared = Vec::with_capacity(cases.len());
-    for ImportCase {
-        case,
+/// A finished historic case encoded under the id it will take: the writer only inserts.
+pub(crate) struct ImportRow {
+    case: Case,
+    doc: Vec<u8>,
+    events: Vec<PreparedEvent>,
+}
+
+/// The channels between an import's encoder and its writer job.
+pub(crate) fn import_channels() -> (ImportEncoder, ImportWriter) {
+    let (first_id_tx, first_id_rx) = std::sync::mpsc::sync_channel(1);
+    let (parts_tx, parts_rx) = std::sync::mpsc::sync_channel(IMPORT_CHUNKS_AHEAD);
+    (
+        ImportEncoder {
+            first_id: first_id_rx,
+            parts: parts_tx,
+        },
+        ImportWriter {
+            first_id: first_id_tx,
+            parts: parts_rx,
+        },
+    )
+}
+
+pub(crate) struct ImportEncoder {
+    first_id: Receiver<i64>,
+    parts: SyncSender<Result<ImportPart>>,
+}
+
+pub(crate) struct ImportWriter {
+    first_id: SyncSender<i64>,
+    parts: Receiver<Result<ImportPart>>,
+}
+
+impl ImportEncoder {
+    /// Encodes `cases` (JSON, compression, measures) on a thread of its own while the
+    /// writer inserts the chunks before, once the writer's job has said which id the first
+    /// case takes. Stops when the writer's job has (an error there).
+    pub fn run(self, cases: Vec<ImportCase>) {
+        let Ok(mut id) = self.first_id.recv() else {
+            return;
+        };
+        let mut rollups = RollupDelta::default();
+        let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+        let mut cases = cases.into_iter().peekable();
+        while cases.peek().is_some() {
+            let mut rows = Vec::with_capacity(IMPORT_CHUNK);
+            let mut encoded = Ok(());
+            for c in cases.by_ref().take(IMPORT_CHUNK) {
+                match encode_import(c, id, &mut rollups, &mut last_seq) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => {
+                        encoded = Err(e);
+                        break;
+                    }
+                }
+                id += 1;
+            }
+            let failed = encoded.is_err();
+            if self
+                .parts
+                .send(encoded.map(|()| ImportPart::Rows(rows)))
+                .is_err()
+                || failed
+            {
+                return;
+            }
+        }
+        let _ = self.parts.send(Ok(ImportPart::End { rollups, last_seq }));
+    }
+}
+
+fn encode_import(
+    c: ImportCase,
+    id: i64,
+    rollups: &mut RollupDelta,
+    last_seq: &mut BTreeMap<NaiveDate, i64>,
+) -> Result<ImportRow> {
+    let ImportCase {
+        mut case,
         events,
         measures,
-    } in cases
-    {
-        if case.number.is_empty() {
-            return Err(StoreError::Domain(DomainError::invalid(
-                "number",
-                "an imported case needs its number",
-            )));
-        }
-        if let Some((day, seq)) = parse_number(&case.number) {
-            let last = last_seq.entry(day).or_default();
-            *last = (*last).max(seq);
-        }
-        rollups.add(&case.area_path, &measures);
-        prepared.push(PreparedCase::new(case, events)?);
+    } = c;
+    if case.number.is_empty() {
+        return Err(StoreError::Domain(DomainError::invalid(
+            "number",
+            "an imported case needs its number",
+        )));
     }
-    Ok(PreparedImport {
-        cases: prepared,
-        rollups,
-        last_seq,
-    })
+    if let Some((day, seq)) = parse_number(&case.number) {
+        let last = last_seq.entry(day).or_default();
+        *last = (*last).max(seq);
+    }
+    rollups.add(&case.area_path, &measures);
+    case.id = id;
+    let doc = codec::compress(Kind::Case, encode(&case)?.as_bytes())?;
+    let events = events
+        .into_iter()
+        .map(PreparedEvent::new)
+        .collect::<Result<_>>()?;
+    Ok(ImportRow { case, doc, events })
 }
 
-/// Writes finished historic cases: fresh ids, their own numbers, events on the chain in
-/// order, measures written once per row.
-pub(crate) fn import_prepared(conn: &Connection, import: PreparedImport) -> Result<()> {
+/// Writes finished historic cases as its encoder hands them over: fresh ids, their own
+/// numbers, events on the chain in order, measures written once per row at the end. One
+/// write job, so the import is all or nothing.
+pub(crate) fn import_encoded(conn: &Connection, import: ImportWriter) -> Result<()> {
+    let stopped = || StoreError::Backend("the import's encoder stopped before its end".into());
     // Bulk imports (the demo's and the benchmark's seeding) insert into every index at
     // random places; with the server's cache the writer rereads index pages from the OS for
     // most rows. Only processes that import pay for the larger cache.
@@ -412,24 +502,39 @@ pub(crate) fn import_prepared(conn: &Connection, import: PreparedImport) -> Resu
         .db()?
         .execute([])
         .db()?;
-    let first_id = next_case_id(conn)?;
+    import
+        .first_id
+        .send(next_case_id(conn)?)
+        .map_err(|_| stopped())?;
     let mut head = ChainHead::load(conn)?;
-    for (id, case) in (first_id..).zip(import.cases) {
-        case.insert(conn, &mut head, id, None)?;
+    loop {
+        match import.parts.recv().map_err(|_| stopped())?? {
+            ImportPart::Rows(rows) => {
+                for r in rows {
+                    insert_row(conn, &CaseRow::with_doc(&r.case, r.doc))?;
+                    head.append_prepared(conn, r.case.id, 0, &r.events)?;
+                }
+            }
+            ImportPart::End { rollups, last_seq } => {
+                head.save(conn)?;
+                if crate::bulk::active(conn)? {
+                    rollups.write_days(conn)?;
+                } else {
+                    rollups.write(conn)?;
+                }
+                let mut bump = conn
+                    .prepare_cached(
+                        "INSERT INTO case_numbers (day, last_seq) VALUES (?1, ?2)
+                         ON CONFLICT (day) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+                    )
+                    .db()?;
+                for (day, seq) in last_seq {
+                    bump.execute(params![day.to_string(), seq]).db()?;
+                }
+                return Ok(());
+            }
+        }
     }
-    head.save(conn)?;
-    import.rollups.write(conn)?;
-
-    let mut bump = conn
-        .prepare_cached(
-            "INSERT INTO case_numbers (day, last_seq) VALUES (?1, ?2)
-             ON CONFLICT (day) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
-        )
-        .db()?;
-    for (day, seq) in import.last_seq {
-        bump.execute(params![day.to_string(), seq]).db()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -345,13 +345,18 @@ impl Store for SqliteStore {
     }
 
     async fn import_cases(&self, cases: Vec<ImportCase>) -> Result<()> {
-        // Thousands of cases to encode: off the async threads and off the writer.
-        let prepared = tokio::task::spawn_blocking(move || cases::prepare_import(cases))
+        // Thousands of cases to encode: off the async threads and off the writer, which
+        // inserts each chunk while the next is encoded.
+        let (encoder, writer) = cases::import_channels();
+        let encoding = tokio::task::spawn_blocking(move || encoder.run(cases));
+        let written = self
+            .writer
+            .run(move |c| cases::import_encoded(c, writer))
+            .await;
+        encoding
             .await
-            .map_err(|e| StoreError::Backend(format!("preparing the import failed: {e}")))??;
-        self.writer
-            .run(move |c| cases::import_prepared(c, prepared))
-            .await
+            .map_err(|e| StoreError::Backend(format!("encoding the import failed: {e}")))?;
+        written
     }
 
     async fn begin_bulk_import(&self) -> Result<()> {

@@ -66,6 +66,17 @@ impl RollupDelta {
     }
 
     pub fn write(&self, conn: &Connection) -> Result<()> {
+        self.write_with(conn, true)
+    }
+
+    /// Writes the days and gauges only, not the tables derived from the days (months,
+    /// running totals): a bulk import builds those once at its end ([`rebuild_derived`]),
+    /// as it builds its deferred indexes; per row they were most of its writer's time.
+    pub fn write_days(&self, conn: &Connection) -> Result<()> {
+        self.write_with(conn, false)
+    }
+
+    fn write_with(&self, conn: &Connection, derived: bool) -> Result<()> {
         // Even when empty: an import writes gauges itself, then calls this.
         bump_generation(conn)?;
         if !self.counters.is_empty() {
@@ -101,46 +112,48 @@ impl RollupDelta {
                     ])
                     .db()?;
             }
-            // The same counters per month, summed here rather than by triggers: a trigger
-            // gives every upsert a statement journal, which made bulk imports 5× slower.
-            let mut months: BTreeMap<(&str, String), Counters> = BTreeMap::new();
-            for (org, days) in &self.counters {
-                for (day, c) in days {
-                    months
-                        .entry((org.as_str(), month(*day)))
-                        .or_default()
-                        .add(c);
+            if derived {
+                // The same counters per month, summed here rather than by triggers: a trigger
+                // gives every upsert a statement journal, which made bulk imports 5× slower.
+                let mut months: BTreeMap<(&str, String), Counters> = BTreeMap::new();
+                for (org, days) in &self.counters {
+                    for (day, c) in days {
+                        months
+                            .entry((org.as_str(), month(*day)))
+                            .or_default()
+                            .add(c);
+                    }
                 }
-            }
-            let mut upsert = conn
-                .prepare_cached(
-                    "INSERT INTO rollup_months
-                         (org, month, received, closed, closed_on_time, rework, rated, satisfied)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (org, month) DO UPDATE SET
-                         received = received + excluded.received,
-                         closed = closed + excluded.closed,
-                         closed_on_time = closed_on_time + excluded.closed_on_time,
-                         rework = rework + excluded.rework,
-                         rated = rated + excluded.rated,
-                         satisfied = satisfied + excluded.satisfied",
-                )
-                .db()?;
-            for ((org, month), c) in months.iter().filter(|(_, c)| !c.is_zero()) {
-                upsert
-                    .execute(params![
-                        org,
-                        month,
-                        c.received,
-                        c.closed,
-                        c.closed_on_time,
-                        c.rework,
-                        c.rated,
-                        c.satisfied
-                    ])
+                let mut upsert = conn
+                    .prepare_cached(
+                        "INSERT INTO rollup_months
+                             (org, month, received, closed, closed_on_time, rework, rated, satisfied)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT (org, month) DO UPDATE SET
+                             received = received + excluded.received,
+                             closed = closed + excluded.closed,
+                             closed_on_time = closed_on_time + excluded.closed_on_time,
+                             rework = rework + excluded.rework,
+                             rated = rated + excluded.rated,
+                             satisfied = satisfied + excluded.satisfied",
+                    )
                     .db()?;
+                for ((org, month), c) in months.iter().filter(|(_, c)| !c.is_zero()) {
+                    upsert
+                        .execute(params![
+                            org,
+                            month,
+                            c.received,
+                            c.closed,
+                            c.closed_on_time,
+                            c.rework,
+                            c.rated,
+                            c.satisfied
+                        ])
+                        .db()?;
+                }
+                write_running(conn, &self.counters)?;
             }
-            write_running(conn, &self.counters)?;
         }
         if !self.gauges.is_empty() {
             let mut upsert = conn
@@ -433,6 +446,15 @@ pub(crate) fn rebuild_months_if_missing(conn: &Connection) -> Result<()> {
                 sum(rework), sum(rated), sum(satisfied)
          FROM rollup_counters GROUP BY org, substr(day, 1, 7)",
     )
+}
+
+/// Builds the tables derived from the daily rollups (running totals, months) anew from the
+/// days: at the end of a bulk import, which wrote only the days.
+pub(crate) fn rebuild_derived(conn: &Connection) -> Result<()> {
+    conn.execute_batch("DELETE FROM rollup_running; DELETE FROM rollup_months;")
+        .db()?;
+    rebuild_running_if_missing(conn)?;
+    rebuild_months_if_missing(conn)
 }
 
 /// Runs `fill` when `table` (derived from the daily rollups) is empty but the days are not.

@@ -4,7 +4,10 @@
 mod common;
 
 use common::*;
-use gridloop_store::{CaseFilter, Store};
+use gridloop_domain::case::format_number;
+use gridloop_domain::measures::Counters;
+use gridloop_domain::role::Actor;
+use gridloop_store::{CaseFilter, ImportCase, Store};
 use gridloop_store_sqlite::SqliteStore;
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -112,12 +115,45 @@ async fn bulk_imports_set_indexes_aside_and_always_bring_them_back() {
     store.end_bulk_import().await.unwrap();
     assert_eq!(count(), all);
 
+    // The import never ends, after writing cases whose running totals it left for its end.
+    let w = World::new();
+    let day = local_day(&w, t0());
     store.begin_bulk_import().await.unwrap();
-    drop(store); // the import never ends
+    let cases = (1..=3)
+        .map(|seq| {
+            let d = w.report("历史事件", GRID_A1, &Actor::Resident, t0());
+            let mut case = d.case;
+            case.number = format_number(day, seq);
+            // Accepted and closed that day, as a historic case is.
+            let mut measures = d.measures;
+            let counted = Counters {
+                received: 1,
+                closed: 1,
+                ..Counters::default()
+            };
+            measures.counters.push((day, counted));
+            ImportCase {
+                case,
+                events: d.events,
+                measures,
+            }
+        })
+        .collect();
+    store.import_cases(cases).await.unwrap();
+    drop(store);
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(count(), all, "the next open builds them");
+    let received = store
+        .counters(
+            &[GRID_A1.to_string()],
+            day - chrono::Duration::days(40),
+            day + chrono::Duration::days(3),
+        )
+        .await
+        .unwrap()[GRID_A1]
+        .received;
+    assert_eq!(received, 3, "and the running totals");
 
-    let w = World::new();
     create(&store, &w, "井盖缺失", GRID_A1, &dispatcher(), t0()).await;
     assert!(store.begin_bulk_import().await.is_err());
     assert_eq!(count(), all);

@@ -435,8 +435,10 @@ pub trait Store: Send + Sync + 'static {
     async fn import_cases(&self, cases: Vec<ImportCase>) -> Result<()>;
     /// Before many [`Store::import_cases`] into a store without cases: a store may set aside
     /// the indexes an import does not need and build them once at
-    /// [`Store::end_bulk_import`] (reads in between may be slow, never wrong). Uniqueness is
-    /// still checked on every import. Refused when the store holds cases.
+    /// [`Store::end_bulk_import`], and build derived rollups there too: reads in between
+    /// may be slow, and stats may leave out what the import wrote so far, but nothing read
+    /// is otherwise wrong. Uniqueness is still checked on every import. Refused when the
+    /// store holds cases.
     async fn begin_bulk_import(&self) -> Result<()> {
         Ok(())
     }
