@@ -270,8 +270,8 @@ struct Entry<T> {
 
 /// Fewer orgs are read fast enough, and would only crowd the cache.
 const CACHE_MIN_ORGS: usize = 64;
-/// Entries kept: a few periods of a few large parents (each ~100 KB for 1,000 orgs).
-const CACHE_ENTRIES: usize = 16;
+/// Entries kept: a few dozen periods of a few large parents (each ~150 KB for 1,000 orgs).
+const CACHE_ENTRIES: usize = 48;
 
 impl<T: Clone> Cache<T> {
     const fn new() -> Cache<T> {

@@ -88,13 +88,14 @@ pub async fn stats(
     };
     Ok(Json(StatsView {
         measures: measures_of(&org.code),
+        // The children's own strings, not copies: a province has a thousand.
         by_child: children
-            .iter()
+            .into_iter()
             .map(|c| OrgMeasures {
-                org: c.code.clone(),
-                name: c.name.clone(),
-                level: c.level,
                 measures: measures_of(&c.code),
+                org: c.code,
+                name: c.name,
+                level: c.level,
             })
             .collect(),
         org: org.code,
