@@ -28,10 +28,11 @@
 use gridloop_domain::case::{Case, Status};
 use gridloop_domain::org::subtree_end;
 use gridloop_store::cursor::{ListCursor as Cursor, SortKey as Key};
-use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Result, Visibility};
+use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Result, StoreError, Visibility};
 use rusqlite::Connection;
+use rusqlite::types::{Value, ValueRef};
 
-use crate::cases::doc_at;
+use crate::codec::{self, Kind};
 use crate::sql::{Db, Sql, get};
 
 pub(crate) const MAX_LIMIT: u32 = 200;
@@ -392,7 +393,9 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
             };
             if let Some(from) = collect_after {
                 sparse = true;
-                let q = collect_query(f.sort, &ids, &conds, from, want - rows.len());
+                // Up to a whole page, not just the rest, so that the statement's text (its
+                // LIMIT) is one per page size; the surplus is cut below.
+                let q = collect_query(f.sort, &ids, &conds, from, want);
                 fetch(conn, &q, &mut rows)?;
             }
         }
@@ -407,7 +410,10 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
         None
     };
     Ok(Page {
-        items: rows.into_iter().map(|(_, c)| c).collect(),
+        items: rows
+            .into_iter()
+            .map(|(k, doc)| decode_doc(k.id, doc))
+            .collect::<Result<_>>()?,
         next_cursor,
     })
 }
@@ -420,8 +426,15 @@ fn finish_query(q: Sql, sort: CaseSort, cursor: Option<Key>, limit: usize) -> Sq
     };
     q.push(" ORDER BY ")
         .push(&order_by(sort))
-        .push(" LIMIT ")
-        .bind(limit as i64)
+        .push(&limit_clause(limit))
+}
+
+/// ` LIMIT n`, the number written out: SQLite plans with a bound LIMIT's value and so
+/// re-prepares the statement whenever it is bound again, which was every list (a parse
+/// and plan each time). The few distinct limits (page size + 1, the probe, the budget)
+/// make a few more cached statements.
+fn limit_clause(limit: usize) -> String {
+    format!(" LIMIT {limit}")
 }
 
 /// `FROM cases` following the sort order: over the partial index of open cases when only
@@ -486,8 +499,7 @@ fn collect_query(sort: CaseSort, ids: &Sql, conds: &Sql, after: Option<Key>, lim
 fn fewer_than(conn: &Connection, ids: &Sql, n: usize) -> Result<bool> {
     let q = Sql::new("SELECT count(*) FROM (")
         .append(ids)
-        .push(" LIMIT ")
-        .bind(n as i64)
+        .push(&limit_clause(n))
         .push(")");
     let mut stmt = conn.prepare_cached(&q.text).db()?;
     let count: i64 = stmt
@@ -496,8 +508,19 @@ fn fewer_than(conn: &Connection, ids: &Sql, n: usize) -> Result<bool> {
     Ok((count as usize) < n)
 }
 
+/// A row of a list: its key and its document as stored. Only the rows on the page are
+/// decoded (decompressed and parsed, the bulk of a list's work), not the one that tells
+/// whether there is a next page nor any surplus of a collected page.
+type Listed = (Key, Value);
+
+fn decode_doc(id: i64, doc: Value) -> Result<Case> {
+    let json = codec::decode(Kind::Case, ValueRef::from(&doc))?;
+    serde_json::from_slice(&json)
+        .map_err(|e| StoreError::Backend(format!("the stored case {id} is corrupt: {e}")))
+}
+
 /// Runs a `SELECT id, key, doc` query and appends its rows.
-fn fetch(conn: &Connection, q: &Sql, out: &mut Vec<(Key, Case)>) -> Result<()> {
+fn fetch(conn: &Connection, q: &Sql, out: &mut Vec<Listed>) -> Result<()> {
     let mut stmt = conn.prepare_cached(&q.text).db()?;
     let mut rows = stmt.query(rusqlite::params_from_iter(&q.params)).db()?;
     while let Some(r) = rows.next().db()? {
@@ -506,7 +529,7 @@ fn fetch(conn: &Connection, q: &Sql, out: &mut Vec<(Key, Case)>) -> Result<()> {
             id,
             value: get(r, 1)?,
         };
-        out.push((key, doc_at(r, 2, id)?));
+        out.push((key, get(r, 2)?));
     }
     Ok(())
 }
@@ -521,7 +544,7 @@ fn run_walk(
     q: &Sql,
     want: usize,
     budget: usize,
-    out: &mut Vec<(Key, Case)>,
+    out: &mut Vec<Listed>,
 ) -> Result<Option<Key>> {
     let probe = want * WALK_PROBE;
     let mut stmt = conn.prepare_cached(&q.text).db()?;
@@ -539,7 +562,7 @@ fn run_walk(
         // NULL when an OR branch compared with a NULL column and none matched.
         if get::<Option<bool>>(r, 2)?.unwrap_or(false) {
             hits += 1;
-            out.push((key, doc_at(r, 3, id)?));
+            out.push((key, get(r, 3)?));
             if out.len() >= want {
                 return Ok(None);
             }
@@ -783,6 +806,48 @@ mod tests {
                     assert_eq!(got, want, "budget 0, limit {limit}, {f:?}");
                 }
             }
+        }
+    }
+
+    /// A street's queue (the common list) runs the same statements page after page: SQLite
+    /// re-prepares one whose plan depended on a bound value at every new binding.
+    #[tokio::test]
+    async fn a_queue_reuses_its_statements() {
+        use gridloop_store_contract::lists::populate;
+        use rusqlite::StatementStatus;
+
+        let dir = gridloop_store_contract::TempDir::new("sqlite-list-reprepare");
+        let store = crate::SqliteStore::open(dir.path()).unwrap();
+        populate(&store).await;
+        let conn = Connection::open(dir.path().join("gridloop.db")).unwrap();
+        crate::codec::register_functions(&conn).unwrap();
+        let f = CaseFilter {
+            visible_to: Some(Visibility {
+                path: "/1/2/".into(),
+                username: "u".into(),
+            }),
+            org_path: Some("/1/2/4/".into()),
+            statuses: vec![Status::Reported, Status::Accepted],
+            sort: CaseSort::Deadline,
+            limit: 50,
+            ..CaseFilter::default()
+        };
+        for _ in 0..3 {
+            list_cases(&conn, &f).unwrap();
+        }
+        let Plan::Adaptive(ids) = choose(&f) else {
+            panic!("a queue is collected from its subtree")
+        };
+        let conds = Sql::join(&conditions(&f), " AND ", "1");
+        let count = Sql::new("SELECT count(*) FROM (")
+            .append(&ids)
+            .push(&limit_clause(51 * WALK_PROBE))
+            .push(")");
+        for q in [count, collect_query(f.sort, &ids, &conds, None, 51)] {
+            // Taken from the cache: the statements the lists ran.
+            let stmt = conn.prepare_cached(&q.text).unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::Run), 3, "{}", q.text);
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{}", q.text);
         }
     }
 
