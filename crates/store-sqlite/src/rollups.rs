@@ -4,7 +4,8 @@
 //! (the codes on the area path), so the measures of any subtree are one primary-key read
 //! of its root org, whatever its size.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::NaiveDate;
@@ -257,8 +258,13 @@ fn write_running(
 /// rollups sets a new one in its own transaction, so a kept answer is never older than
 /// the database. Keyed by generation and not by store: equal generations mean equal
 /// rollups, also across two stores in one process.
+///
+/// An answer is kept only when its question was asked before (in any generation): a
+/// dashboard asks again for this month, while one-off periods would push it out.
 struct Cache<T> {
     entries: Mutex<Vec<Entry<T>>>,
+    /// Hashes of the questions asked, oldest first.
+    asked: Mutex<VecDeque<u64>>,
 }
 
 struct Entry<T> {
@@ -272,17 +278,36 @@ struct Entry<T> {
 const CACHE_MIN_ORGS: usize = 64;
 /// Entries kept: a few dozen periods of a few large parents (each ~150 KB for 1,000 orgs).
 const CACHE_ENTRIES: usize = 48;
+/// Questions remembered for admission (8 bytes each).
+const CACHE_ASKED: usize = 4096;
 
 impl<T: Clone> Cache<T> {
     const fn new() -> Cache<T> {
         Cache {
             entries: Mutex::new(Vec::new()),
+            asked: Mutex::new(VecDeque::new()),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Entry<T>>> {
         // Entries are whole values; a panic elsewhere cannot leave one half-written.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the question was asked before; remembers it if not.
+    fn asked_before(&self, period: Option<(NaiveDate, NaiveDate)>, orgs: &[String]) -> bool {
+        let mut h = DefaultHasher::new();
+        (period, orgs).hash(&mut h);
+        let h = h.finish();
+        let mut asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
+        if asked.contains(&h) {
+            return true;
+        }
+        if asked.len() >= CACHE_ASKED {
+            asked.pop_front();
+        }
+        asked.push_back(h);
+        false
     }
 
     /// The kept answer for `orgs` and `period`, or `read`'s, kept for the next caller.
@@ -313,6 +338,9 @@ impl<T: Clone> Cache<T> {
         }
         let value = read(&tx)?;
         drop(tx);
+        if !self.asked_before(period, orgs) {
+            return Ok(value);
+        }
         let mut entries = self.lock();
         // Answers of an older generation will never be asked for again.
         entries.retain(|e| e.generation == generation);
