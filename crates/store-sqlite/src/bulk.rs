@@ -8,8 +8,8 @@
 //! one sort and a sequential write. The definitions wait in `deferred_indexes` (migration
 //! 0006), so that a crash during the import loses nothing: the next open builds them.
 //!
-//! The same holds for the rollup tables derived from the daily counters (running totals,
-//! months): an import writes the days only, and the end builds the rest from them in one
+//! The same holds for the rollup table derived from the daily counters (the running
+//! totals): an import writes the days only, and the end builds the totals from them in one
 //! sorted pass. Until then stats leave out what the import wrote.
 //!
 //! Uniqueness is never deferred (case numbers, `(case_id, seq)` of events, primary keys are

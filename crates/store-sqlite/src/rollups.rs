@@ -12,7 +12,6 @@ use chrono::NaiveDate;
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::path_codes;
 use gridloop_store::Result;
-use gridloop_store::period::month;
 use rusqlite::{Connection, params};
 
 use crate::sql::{Db, collect, get};
@@ -70,8 +69,8 @@ impl RollupDelta {
         self.write_with(conn, true)
     }
 
-    /// Writes the days and gauges only, not the tables derived from the days (months,
-    /// running totals): a bulk import builds those once at its end ([`rebuild_derived`]),
+    /// Writes the days and gauges only, not the table derived from the days (the running
+    /// totals): a bulk import builds those once at its end ([`rebuild_derived`]),
     /// as it builds its deferred indexes; per row they were most of its writer's time.
     pub fn write_days(&self, conn: &Connection) -> Result<()> {
         self.write_with(conn, false)
@@ -114,45 +113,6 @@ impl RollupDelta {
                     .db()?;
             }
             if derived {
-                // The same counters per month, summed here rather than by triggers: a trigger
-                // gives every upsert a statement journal, which made bulk imports 5× slower.
-                let mut months: BTreeMap<(&str, String), Counters> = BTreeMap::new();
-                for (org, days) in &self.counters {
-                    for (day, c) in days {
-                        months
-                            .entry((org.as_str(), month(*day)))
-                            .or_default()
-                            .add(c);
-                    }
-                }
-                let mut upsert = conn
-                    .prepare_cached(
-                        "INSERT INTO rollup_months
-                             (org, month, received, closed, closed_on_time, rework, rated, satisfied)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                         ON CONFLICT (org, month) DO UPDATE SET
-                             received = received + excluded.received,
-                             closed = closed + excluded.closed,
-                             closed_on_time = closed_on_time + excluded.closed_on_time,
-                             rework = rework + excluded.rework,
-                             rated = rated + excluded.rated,
-                             satisfied = satisfied + excluded.satisfied",
-                    )
-                    .db()?;
-                for ((org, month), c) in months.iter().filter(|(_, c)| !c.is_zero()) {
-                    upsert
-                        .execute(params![
-                            org,
-                            month,
-                            c.received,
-                            c.closed,
-                            c.closed_on_time,
-                            c.rework,
-                            c.rated,
-                            c.satisfied
-                        ])
-                        .db()?;
-                }
                 write_running(conn, &self.counters)?;
             }
         }
@@ -461,28 +421,11 @@ pub(crate) fn rebuild_running_if_missing(conn: &Connection) -> Result<()> {
     )
 }
 
-/// Fills `rollup_months` from the days when it is empty but the days are not: a store
-/// whose days were written directly (`import_records`, copying from another store) gets its
-/// months at the next open.
-pub(crate) fn rebuild_months_if_missing(conn: &Connection) -> Result<()> {
-    rebuild_from_days(
-        conn,
-        "rollup_months",
-        "INSERT INTO rollup_months
-             (org, month, received, closed, closed_on_time, rework, rated, satisfied)
-         SELECT org, substr(day, 1, 7), sum(received), sum(closed), sum(closed_on_time),
-                sum(rework), sum(rated), sum(satisfied)
-         FROM rollup_counters GROUP BY org, substr(day, 1, 7)",
-    )
-}
-
-/// Builds the tables derived from the daily rollups (running totals, months) anew from the
+/// Builds the table derived from the daily rollups (the running totals) anew from the
 /// days: at the end of a bulk import, which wrote only the days.
 pub(crate) fn rebuild_derived(conn: &Connection) -> Result<()> {
-    conn.execute_batch("DELETE FROM rollup_running; DELETE FROM rollup_months;")
-        .db()?;
-    rebuild_running_if_missing(conn)?;
-    rebuild_months_if_missing(conn)
+    conn.execute_batch("DELETE FROM rollup_running").db()?;
+    rebuild_running_if_missing(conn)
 }
 
 /// Runs `fill` when `table` (derived from the daily rollups) is empty but the days are not.
@@ -655,10 +598,10 @@ mod tests {
         check(&conn);
     }
 
-    /// Whatever the period, the months and days add up to the sum of the days, also after
-    /// repeated writes of the same rows.
+    /// Whatever the period, across months and years, the counters read add up to the sum
+    /// of the days, also after repeated writes of the same rows.
     #[test]
-    fn month_sums_equal_day_sums() {
+    fn period_sums_equal_day_sums() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::schema::migrate(&mut conn).unwrap();
         let org = "330001".to_string();
@@ -678,7 +621,7 @@ mod tests {
             };
             delta.add("/330000/330001/", &m);
             delta.write(&conn).unwrap();
-            // Twice, so that the months also follow updates.
+            // Twice, so that the totals also follow updates.
             delta.write(&conn).unwrap();
             day = day.succ_opt().unwrap();
         }

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0008_events_without_prev_hash",
         include_str!("../../../migrations/sqlite/0008_events_without_prev_hash.sql"),
     ),
+    (
+        9,
+        "0009_drop_rollup_months",
+        include_str!("../../../migrations/sqlite/0009_drop_rollup_months.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
@@ -155,7 +160,6 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
         .db()?;
         tracing::info!(migration = name, "applied migration");
     }
-    crate::rollups::rebuild_months_if_missing(&tx)?;
     crate::rollups::rebuild_running_if_missing(&tx)?;
     tx.commit().db()?;
     Ok(latest)
