@@ -27,8 +27,9 @@ use crate::directory::{
 use crate::rollups::RollupDelta;
 use crate::sql::{Db, collect, from_ms, get, ms};
 
-/// The tables in export order. Orgs go by path (parents before children); every other table
-/// by its rowid, which is also the order it was written in.
+/// The tables in export order. Orgs go by path (parents before children), daily counters by
+/// their key (org, day); every other table by its rowid, which is also the order it was
+/// written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Section {
@@ -67,8 +68,8 @@ const SECTIONS: [Section; 15] = [
     Section::Gauges,
 ];
 
-/// Where the previous page stopped: a section and the last key read in it (an org path or a
-/// rowid), `None` at the start of the section.
+/// Where the previous page stopped: a section and the last key read in it (an org path, an
+/// `[org, day]` pair or a rowid), `None` at the start of the section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cursor {
     section: Section,
@@ -215,6 +216,43 @@ fn read_section(
             }
             Ok(read)
         }
+        Section::Counters => {
+            let (after_org, after_day): (String, String) = match after {
+                None => (String::new(), String::new()),
+                Some(v) => serde_json::from_value(v.clone()).map_err(|_| bad_cursor())?,
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT org, day, received, closed, closed_on_time, rework, rated, satisfied
+                     FROM rollup_counters WHERE (org, day) > (?1, ?2) ORDER BY org, day
+                     LIMIT ?3",
+                )
+                .db()?;
+            let mut rows = stmt.query(params![after_org, after_day, limit]).db()?;
+            let mut read = SectionRead {
+                records: Vec::new(),
+                last: None,
+                exhausted: true,
+            };
+            while let Some(r) = rows.next().db()? {
+                let (org, day_text): (String, String) = (get(r, 0)?, get(r, 1)?);
+                read.records.push(Record::Counters {
+                    org: org.clone(),
+                    day: day(&day_text)?,
+                    counters: Counters {
+                        received: get(r, 2)?,
+                        closed: get(r, 3)?,
+                        closed_on_time: get(r, 4)?,
+                        rework: get(r, 5)?,
+                        rated: get(r, 6)?,
+                        satisfied: get(r, 7)?,
+                    },
+                });
+                read.last = Some(serde_json::json!([org, day_text]));
+            }
+            read.exhausted = read.records.len() < want;
+            Ok(read)
+        }
         _ => {
             let (table, key, columns, convert) = table_of(section);
             // The key is read last, so that the tables' own row converters see their columns
@@ -309,25 +347,6 @@ fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Conv
         Section::HotlineCalls => ("hotline_calls", "rowid", CALL_COLUMNS, |r| {
             call_from_row(r).map(Record::HotlineCall)
         }),
-        Section::Counters => (
-            "rollup_counters",
-            "rowid",
-            "org, day, received, closed, closed_on_time, rework, rated, satisfied",
-            |r| {
-                Ok(Record::Counters {
-                    org: get(r, 0)?,
-                    day: day(&get::<String>(r, 1)?)?,
-                    counters: Counters {
-                        received: get(r, 2)?,
-                        closed: get(r, 3)?,
-                        closed_on_time: get(r, 4)?,
-                        rework: get(r, 5)?,
-                        rated: get(r, 6)?,
-                        satisfied: get(r, 7)?,
-                    },
-                })
-            },
-        ),
         Section::Gauges => ("rollup_gauges", "rowid", "org, key, n", |r| {
             Ok(Record::Gauge {
                 org: get(r, 0)?,
@@ -335,7 +354,9 @@ fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Conv
                 n: get(r, 2)?,
             })
         }),
-        Section::Orgs | Section::Attachments => unreachable!("read by their own queries"),
+        Section::Orgs | Section::Attachments | Section::Counters => {
+            unreachable!("read by their own queries")
+        }
     }
 }
 

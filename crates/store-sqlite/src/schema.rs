@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_drop_rollup_months",
         include_str!("../../../migrations/sqlite/0009_drop_rollup_months.sql"),
     ),
+    (
+        10,
+        "0010_rollup_counters_without_rowid",
+        include_str!("../../../migrations/sqlite/0010_rollup_counters_without_rowid.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
