@@ -200,8 +200,42 @@ fn run(conn: Connection, rx: Receiver<Box<dyn Job>>) {
             }
         }
         run_batch(&conn, &mut queue);
+        bound_wal(&conn, WAL_LIMIT);
     }
     tracing::debug!("database writer stopped");
+}
+
+/// The WAL size past which the writer checkpoints it itself, between two batches.
+const WAL_LIMIT: u64 = 1 << 30;
+
+/// Copies the whole WAL into the database and empties it when it has grown past `limit`.
+///
+/// The checkpointer's passive checkpoints copy what is committed, but the WAL only starts
+/// over from its beginning when a checkpoint has caught up before the next write begins. A
+/// writer that never pauses (a bulk import's jobs back to back) leaves it no such moment,
+/// and the WAL grew by the size of everything written (18 GB after 2.4M seeded cases). Done
+/// here, no write can begin meanwhile; a live server's WAL stays far below the limit.
+fn bound_wal(conn: &Connection, limit: u64) {
+    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let wal = std::fs::metadata(format!("{db}-wal")).map_or(0, |m| m.len());
+    if wal <= limit {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => tracing::info!(
+            wal_bytes = wal,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpointed and emptied a large WAL"
+        ),
+        // Readers on an older snapshot: tried again after the next batch.
+        Ok(_) => tracing::debug!(wal_bytes = wal, "WAL checkpoint blocked by readers"),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
+    }
 }
 
 /// Runs up to [`MAX_BATCH`] jobs from the front of `queue` in one transaction.
@@ -280,4 +314,36 @@ fn abort(conn: &Connection, done: Vec<Box<dyn Reply>>, msg: &str) {
 fn exec(conn: &Connection, sql: &str) -> Result<()> {
     conn.prepare_cached(sql).db()?.execute([]).db()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_wal_is_emptied_between_batches() {
+        let dir = std::env::temp_dir().join(format!("gridloop-wal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("w.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t (x BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO t SELECT randomblob(1000) FROM n;",
+        )
+        .unwrap();
+        let wal = || std::fs::metadata(dir.join("w.db-wal")).unwrap().len();
+        assert!(wal() > 400_000);
+        bound_wal(&conn, u64::MAX);
+        assert!(wal() > 400_000, "left alone under the limit");
+        bound_wal(&conn, 1000);
+        assert_eq!(wal(), 0);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 500);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
