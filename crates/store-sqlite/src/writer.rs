@@ -200,40 +200,50 @@ fn run(conn: Connection, rx: Receiver<Box<dyn Job>>) {
             }
         }
         run_batch(&conn, &mut queue);
-        bound_wal(&conn, WAL_LIMIT);
+        bound_wal(&conn, WAL_RESTART, WAL_LIMIT);
     }
     tracing::debug!("database writer stopped");
 }
 
-/// The WAL size past which the writer checkpoints it itself, between two batches.
+/// The WAL size past which the writer has the log start over from its beginning: SQLite's
+/// `journal_size_limit` (`schema::open_writer`), to which the file is cut back when it does.
+const WAL_RESTART: u64 = 64 << 20;
+/// The WAL size past which the writer empties it whatever it costs, waiting for readers.
 const WAL_LIMIT: u64 = 1 << 30;
 
-/// Copies the whole WAL into the database and empties it when it has grown past `limit`.
+/// Keeps the WAL from growing without bound behind a writer that never pauses.
 ///
-/// The checkpointer's passive checkpoints copy what is committed, but the WAL only starts
-/// over from its beginning when a checkpoint has caught up before the next write begins. A
-/// writer that never pauses (a bulk import's jobs back to back) leaves it no such moment,
-/// and the WAL grew by the size of everything written (18 GB after 2.4M seeded cases). Done
-/// here, no write can begin meanwhile; a live server's WAL stays far below the limit.
-fn bound_wal(conn: &Connection, limit: u64) {
+/// The checkpointer's passive checkpoints copy what is committed, but the log only starts
+/// over from its beginning when a write begins just after a checkpoint has caught up, and a
+/// writer that never pauses (a bulk import's jobs back to back, or intake at full load)
+/// leaves no such moment: the WAL grew by everything written (18 GB after 2.4M seeded
+/// cases; ~150 MB a second under intake, every new block of it zeroed by the file system
+/// and the log read back at ever larger offsets). So past `restart` bytes the writer, between
+/// batches, copies what the checkpointer has not yet (the last few commits) itself; its
+/// next write then starts the log over unless a reader still reads frames of it. Past
+/// `limit` (readers in the way every time) it waits for them and empties the log.
+fn bound_wal(conn: &Connection, restart: u64, limit: u64) {
     let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
         return;
     };
     let wal = std::fs::metadata(format!("{db}-wal")).map_or(0, |m| m.len());
-    if wal <= limit {
+    if wal <= restart {
         return;
     }
     let started = std::time::Instant::now();
-    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+    let mode = if wal > limit { "TRUNCATE" } else { "PASSIVE" };
+    match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
         r.get::<_, i64>(0)
     }) {
-        Ok(0) => tracing::info!(
+        Ok(0) if wal > limit => tracing::info!(
             wal_bytes = wal,
             ms = started.elapsed().as_millis() as u64,
             "checkpointed and emptied a large WAL"
         ),
-        // Readers on an older snapshot: tried again after the next batch.
-        Ok(_) => tracing::debug!(wal_bytes = wal, "WAL checkpoint blocked by readers"),
+        Ok(0) => {}
+        // Readers on an older snapshot, or the checkpointer at work: tried again after
+        // the next batch.
+        Ok(_) => tracing::debug!(wal_bytes = wal, mode, "WAL checkpoint blocked"),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
     }
 }
@@ -321,28 +331,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_large_wal_is_emptied_between_batches() {
+    fn a_large_wal_starts_over_or_is_emptied_between_batches() {
         let dir = std::env::temp_dir().join(format!("gridloop-wal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("w.db");
         let conn = Connection::open(&db).unwrap();
-        conn.execute_batch(
+        let fill = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+                    INSERT INTO t SELECT randomblob(1000) FROM n;";
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
-             CREATE TABLE t (x BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-             INSERT INTO t SELECT randomblob(1000) FROM n;",
-        )
+             PRAGMA journal_size_limit = 65536;
+             CREATE TABLE t (x BLOB); {fill}"
+        ))
         .unwrap();
         let wal = || std::fs::metadata(dir.join("w.db-wal")).unwrap().len();
         assert!(wal() > 400_000);
-        bound_wal(&conn, u64::MAX);
-        assert!(wal() > 400_000, "left alone under the limit");
-        bound_wal(&conn, 1000);
+        bound_wal(&conn, u64::MAX, u64::MAX);
+        conn.execute_batch("INSERT INTO t VALUES (x'00')").unwrap();
+        assert!(wal() > 400_000, "left alone under the limits");
+
+        // Past the restart size: copied, and the next write starts the log over (and cuts
+        // the file back to the journal size limit) instead of appending to it.
+        bound_wal(&conn, 1000, u64::MAX);
+        conn.execute_batch("INSERT INTO t VALUES (x'01')").unwrap();
+        assert!(wal() <= 65536, "{} bytes", wal());
+
+        // Past the hard limit: emptied at once.
+        conn.execute_batch(fill).unwrap();
+        assert!(wal() > 400_000);
+        bound_wal(&conn, 1000, 1000);
         assert_eq!(wal(), 0);
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(rows, 500);
+        assert_eq!(rows, 1002);
         drop(conn);
         let _ = std::fs::remove_dir_all(&dir);
     }
