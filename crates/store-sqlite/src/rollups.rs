@@ -4,7 +4,7 @@
 //! (the codes on the area path), so the measures of any subtree are one primary-key read
 //! of its root org, whatever its size.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use gridloop_domain::measures::{Counters, MeasureDelta};
 use gridloop_domain::org::path_codes;
 use gridloop_store::Result;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::sql::{Db, collect, get};
 
@@ -25,6 +25,12 @@ use crate::sql::{Db, collect, get};
 pub(crate) struct RollupDelta {
     counters: BTreeMap<String, BTreeMap<NaiveDate, Counters>>,
     gauges: BTreeMap<String, BTreeMap<&'static str, i64>>,
+    /// Orgs with counters that a path placed right under its root, with the root: their
+    /// running totals are laid out side by side under it ([`write_by_parent`]).
+    under_root: BTreeMap<String, String>,
+    /// Orgs with counters added without a path ([`RollupDelta::add_day`]): whether they sit
+    /// right under a root is asked of the org tree when written.
+    without_path: BTreeSet<String>,
 }
 
 impl RollupDelta {
@@ -33,7 +39,14 @@ impl RollupDelta {
         if delta.is_empty() {
             return;
         }
-        for org in path_codes(area_path) {
+        for (depth, org) in path_codes(area_path).enumerate() {
+            if depth == 1
+                && !delta.counters.is_empty()
+                && !self.under_root.contains_key(org)
+                && let Some(root) = path_codes(area_path).next()
+            {
+                self.under_root.insert(org.to_string(), root.to_string());
+            }
             if !delta.counters.is_empty() {
                 let days = match self.counters.get_mut(org) {
                     Some(days) => days,
@@ -57,6 +70,9 @@ impl RollupDelta {
 
     /// Adds one org's counters of one day as they are (a row copied from another store).
     pub fn add_day(&mut self, org: &str, day: NaiveDate, c: &Counters) {
+        if !self.without_path.contains(org) {
+            self.without_path.insert(org.to_string());
+        }
         self.counters
             .entry(org.to_string())
             .or_default()
@@ -114,6 +130,7 @@ impl RollupDelta {
             }
             if derived {
                 write_running(conn, &self.counters)?;
+                self.write_by_parent(conn)?;
             }
         }
         if !self.gauges.is_empty() {
@@ -133,6 +150,148 @@ impl RollupDelta {
         }
         Ok(())
     }
+}
+
+impl RollupDelta {
+    /// Keeps `rollup_running_by_parent` a copy of the running totals of the orgs in
+    /// `rollup_siblings`, after [`write_running`] has written this delta's.
+    ///
+    /// An org laid out under a parent has the rows it just changed (those on or after its
+    /// first day written) copied there. An org that a path places right under a root but
+    /// that is not laid out there (new to that place, or moved from another parent) has all
+    /// its rows copied under the root, after those under its old parent are removed. So
+    /// every write of an org's running totals reaches its copy, wherever its paths put it
+    /// since.
+    fn write_by_parent(&self, conn: &Connection) -> Result<()> {
+        let mut laid_out = conn
+            .prepare_cached("SELECT parent FROM rollup_siblings WHERE org = ?1")
+            .db()?;
+        for (org, days) in &self.counters {
+            let Some(first_day) = days.iter().find(|(_, c)| !c.is_zero()).map(|(d, _)| *d) else {
+                continue;
+            };
+            let parent: Option<String> = laid_out.query_row([org], |r| r.get(0)).optional().db()?;
+            let place = match self.under_root.get(org) {
+                Some(root) => Some(root.clone()),
+                None if self.without_path.contains(org) => root_above(conn, org)?,
+                None => None,
+            };
+            match (parent, place) {
+                (Some(parent), place) if place.as_ref().is_none_or(|p| *p == parent) => {
+                    copy_running_rows(conn, &parent, org, &first_day.to_string())?;
+                }
+                (parent, Some(place)) => {
+                    if let Some(old) = parent {
+                        conn.prepare_cached(
+                            "DELETE FROM rollup_running_by_parent WHERE parent = ?1 AND org = ?2",
+                        )
+                        .db()?
+                        .execute(params![old, org])
+                        .db()?;
+                    }
+                    conn.prepare_cached(
+                        "INSERT INTO rollup_siblings (org, parent) VALUES (?1, ?2)
+                         ON CONFLICT (org) DO UPDATE SET parent = excluded.parent",
+                    )
+                    .db()?
+                    .execute(params![org, place])
+                    .db()?;
+                    // `OR IGNORE`: no row can conflict (the org has none under `place`), and
+                    // it spares the many-row insert a statement journal (see
+                    // `write_running`).
+                    conn.prepare_cached(
+                        "INSERT OR IGNORE INTO rollup_running_by_parent
+                             (parent, day, org, received, closed, closed_on_time, rework, rated,
+                              satisfied)
+                         SELECT ?1, day, org, received, closed, closed_on_time, rework, rated,
+                                satisfied
+                         FROM rollup_running WHERE org = ?2",
+                    )
+                    .db()?
+                    .execute(params![place, org])
+                    .db()?;
+                }
+                (_, None) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The root above `org` when `org` is a child of a root in the org tree.
+fn root_above(conn: &Connection, org: &str) -> Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT o.parent FROM orgs AS o JOIN orgs AS p ON p.code = o.parent
+         WHERE o.code = ?1 AND p.parent IS NULL",
+    )
+    .db()?
+    .query_row([org], |r| r.get(0))
+    .optional()
+    .db()
+}
+
+/// Copies `org`'s running totals on and after `from` under `parent`, row by row: one row
+/// for a write of today; single-row statements need no statement journal.
+fn copy_running_rows(conn: &Connection, parent: &str, org: &str, from: &str) -> Result<()> {
+    let mut rows = conn
+        .prepare_cached(
+            "SELECT day, received, closed, closed_on_time, rework, rated, satisfied
+             FROM rollup_running WHERE org = ?1 AND day >= ?2",
+        )
+        .db()?;
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO rollup_running_by_parent
+                 (parent, day, org, received, closed, closed_on_time, rework, rated, satisfied)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (parent, day, org) DO UPDATE SET
+                 received = excluded.received,
+                 closed = excluded.closed,
+                 closed_on_time = excluded.closed_on_time,
+                 rework = excluded.rework,
+                 rated = excluded.rated,
+                 satisfied = excluded.satisfied",
+        )
+        .db()?;
+    let mut q = rows.query(params![org, from]).db()?;
+    while let Some(r) = q.next().db()? {
+        let day: String = get(r, 0)?;
+        let c = counters_at(r, 1)?;
+        upsert
+            .execute(params![
+                parent,
+                day,
+                org,
+                c.received,
+                c.closed,
+                c.closed_on_time,
+                c.rework,
+                c.rated,
+                c.satisfied
+            ])
+            .db()?;
+    }
+    Ok(())
+}
+
+/// A text column, borrowed from the row.
+fn text<'r>(r: &'r rusqlite::Row<'_>, idx: usize) -> Result<&'r str> {
+    r.get_ref(idx)
+        .db()?
+        .as_str()
+        .map_err(|e| gridloop_store::StoreError::Backend(e.to_string()))
+}
+
+/// The six counters in columns `at..at + 6` of a row.
+fn counters_at(r: &rusqlite::Row<'_>, at: usize) -> Result<Counters> {
+    Ok(Counters {
+        received: get(r, at)?,
+        closed: get(r, at + 1)?,
+        closed_on_time: get(r, at + 2)?,
+        rework: get(r, at + 3)?,
+        rated: get(r, at + 4)?,
+        satisfied: get(r, at + 5)?,
+    })
 }
 
 /// Adds the days' counters to the running totals of their orgs (`rollup_running`): every
@@ -344,7 +503,9 @@ pub(crate) fn counters(
 /// Per org, the running total at or before `to` minus the one before `from`: two key
 /// lookups, whatever the period's length. A statement per lookup, because finding the day
 /// first and then its row (as one statement for all the orgs must) descends the B-tree
-/// twice as often, and those descents were most of a province's stats.
+/// twice as often. Orgs laid out side by side under a parent (a province's streets) are
+/// read first from two range reads of `rollup_running_by_parent` instead ([`Siblings`]);
+/// lookups are left for the others.
 fn read_counters(
     conn: &Connection,
     orgs: &[String],
@@ -357,6 +518,21 @@ fn read_counters(
         return Ok(out);
     }
     const COLUMNS: &str = "received, closed, closed_on_time, rework, rated, satisfied";
+    let (from, to) = (from.to_string(), to.to_string());
+    // Per org: `None` while unknown, then the running total (or none) at or before `to`,
+    // and before `from`.
+    let mut at_to: Vec<Option<Option<Counters>>> = vec![None; orgs.len()];
+    let mut before_from: Vec<Option<Option<Counters>>> = vec![None; orgs.len()];
+    if let Some(siblings) = Siblings::of(conn, orgs)? {
+        siblings.read(conn, &to, true, |_| true, &mut at_to)?;
+        siblings.read(
+            conn,
+            &from,
+            false,
+            |i| matches!(at_to[i], Some(Some(_))),
+            &mut before_from,
+        )?;
+    }
     let mut at_or_before = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM rollup_running WHERE org = ?1 AND day <= ?2
@@ -369,7 +545,6 @@ fn read_counters(
              ORDER BY day DESC LIMIT 1"
         ))
         .db()?;
-    let (from, to) = (from.to_string(), to.to_string());
     let running = |stmt: &mut rusqlite::CachedStatement<'_>,
                    org: &str,
                    day: &str|
@@ -377,20 +552,21 @@ fn read_counters(
         let mut rows = stmt.query(params![org, day]).db()?;
         match rows.next().db()? {
             None => Ok(None),
-            Some(r) => Ok(Some(Counters {
-                received: get(r, 0)?,
-                closed: get(r, 1)?,
-                closed_on_time: get(r, 2)?,
-                rework: get(r, 3)?,
-                rated: get(r, 4)?,
-                satisfied: get(r, 5)?,
-            })),
+            Some(r) => Ok(Some(counters_at(r, 0)?)),
         }
     };
-    for org in orgs {
+    for (i, org) in orgs.iter().enumerate() {
+        let t = match at_to[i] {
+            Some(t) => t,
+            None => running(&mut at_or_before, org, &to)?,
+        };
         let mut c = Counters::default();
-        if let Some(t) = running(&mut at_or_before, org, &to)? {
-            let f = running(&mut before, org, &from)?.unwrap_or_default();
+        if let Some(t) = t {
+            let f = match before_from[i] {
+                Some(f) => f,
+                None => running(&mut before, org, &from)?,
+            }
+            .unwrap_or_default();
             c = Counters {
                 received: t.received - f.received,
                 closed: t.closed - f.closed,
@@ -405,9 +581,126 @@ fn read_counters(
     Ok(out)
 }
 
-/// Fills `rollup_running` from the days when it is empty but the days are not: after
-/// migration 0005, or in a store whose days were written directly.
+/// Reads of fewer orgs look each one up: finding their parent would cost as much.
+const SIBLINGS_MIN_ORGS: usize = 32;
+
+/// The orgs of a read laid out side by side under one parent in `rollup_running_by_parent`.
+struct Siblings {
+    parent: String,
+    /// Positions in the read of the parent's laid-out orgs.
+    members: Vec<usize>,
+    /// Position in the read by code, of those orgs.
+    position: HashMap<String, usize>,
+}
+
+impl Siblings {
+    /// The parent of the first laid-out org among the first few of a read of many orgs (a
+    /// parent and its children), with those of its children that the read asks for.
+    fn of(conn: &Connection, orgs: &[String]) -> Result<Option<Siblings>> {
+        if orgs.len() < SIBLINGS_MIN_ORGS {
+            return Ok(None);
+        }
+        let mut laid_out = conn
+            .prepare_cached("SELECT parent FROM rollup_siblings WHERE org = ?1")
+            .db()?;
+        let mut parent: Option<String> = None;
+        for org in orgs.iter().take(3) {
+            parent = laid_out.query_row([org], |r| r.get(0)).optional().db()?;
+            if parent.is_some() {
+                break;
+            }
+        }
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
+        let asked: HashMap<&str, usize> = orgs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.as_str(), i))
+            .collect();
+        let mut stmt = conn
+            .prepare_cached("SELECT org FROM rollup_siblings WHERE parent = ?1")
+            .db()?;
+        let mut rows = stmt.query([&parent]).db()?;
+        let mut members = Vec::new();
+        let mut position = HashMap::new();
+        while let Some(r) = rows.next().db()? {
+            let org = text(r, 0)?;
+            if let Some(&i) = asked.get(org) {
+                members.push(i);
+                position.insert(org.to_string(), i);
+            }
+        }
+        Ok(Some(Siblings {
+            parent,
+            members,
+            position,
+        }))
+    }
+
+    /// For each member `i` with `wanted(i)`, its running total at or before `day`
+    /// (`inclusive`) or before it, into `out[i]`: the rows of the parent's orgs from `day`
+    /// back, the latest of each org. Members whose latest row is further back than a few
+    /// days of the others are left unknown (`None`), for a lookup of their own.
+    fn read(
+        &self,
+        conn: &Connection,
+        day: &str,
+        inclusive: bool,
+        wanted: impl Fn(usize) -> bool,
+        out: &mut [Option<Option<Counters>>],
+    ) -> Result<()> {
+        let mut left = self.members.iter().filter(|&&i| wanted(i)).count();
+        if left == 0 {
+            return Ok(());
+        }
+        // About four days of all the members' rows.
+        let mut budget = 4 * self.members.len() + 64;
+        let sql = if inclusive {
+            "SELECT org, received, closed, closed_on_time, rework, rated, satisfied
+             FROM rollup_running_by_parent WHERE parent = ?1 AND day <= ?2
+             ORDER BY day DESC"
+        } else {
+            "SELECT org, received, closed, closed_on_time, rework, rated, satisfied
+             FROM rollup_running_by_parent WHERE parent = ?1 AND day < ?2
+             ORDER BY day DESC"
+        };
+        let mut stmt = conn.prepare_cached(sql).db()?;
+        let mut rows = stmt.query(params![self.parent, day]).db()?;
+        while left > 0 && budget > 0 {
+            let Some(r) = rows.next().db()? else {
+                // Every row of the parent's orgs is read: the members not seen have none.
+                for &i in &self.members {
+                    if wanted(i) && out[i].is_none() {
+                        out[i] = Some(None);
+                    }
+                }
+                break;
+            };
+            budget -= 1;
+            let org = text(r, 0)?;
+            if let Some(&i) = self.position.get(org)
+                && out[i].is_none()
+                && wanted(i)
+            {
+                out[i] = Some(Some(counters_at(r, 1)?));
+                left -= 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fills `rollup_running` (and its copy by parent) from the days when it is empty but the
+/// days are not: after migration 0005, or in a store whose days were written directly.
 pub(crate) fn rebuild_running_if_missing(conn: &Connection) -> Result<()> {
+    if fill_running_if_missing(conn)? {
+        rebuild_by_parent(conn)?;
+    }
+    Ok(())
+}
+
+fn fill_running_if_missing(conn: &Connection) -> Result<bool> {
     rebuild_from_days(
         conn,
         "rollup_running",
@@ -421,15 +714,37 @@ pub(crate) fn rebuild_running_if_missing(conn: &Connection) -> Result<()> {
     )
 }
 
-/// Builds the table derived from the daily rollups (the running totals) anew from the
-/// days: at the end of a bulk import, which wrote only the days.
+/// Builds the tables derived from the daily rollups (the running totals and their copy by
+/// parent) anew from the days: at the end of a bulk import, which wrote only the days.
 pub(crate) fn rebuild_derived(conn: &Connection) -> Result<()> {
     conn.execute_batch("DELETE FROM rollup_running").db()?;
-    rebuild_running_if_missing(conn)
+    fill_running_if_missing(conn)?;
+    rebuild_by_parent(conn)
 }
 
-/// Runs `fill` when `table` (derived from the daily rollups) is empty but the days are not.
-fn rebuild_from_days(conn: &Connection, table: &str, fill: &str) -> Result<()> {
+/// Lays out the running totals of the children of root orgs (as the org tree has them now)
+/// side by side under their parent, anew (as migration 0011 did first).
+fn rebuild_by_parent(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM rollup_running_by_parent;
+         DELETE FROM rollup_siblings;
+         INSERT INTO rollup_siblings (org, parent)
+         SELECT o.code, o.parent FROM orgs AS o JOIN orgs AS p ON p.code = o.parent
+         WHERE p.parent IS NULL;
+         INSERT INTO rollup_running_by_parent
+             (parent, day, org, received, closed, closed_on_time, rework, rated, satisfied)
+         SELECT s.parent, r.day, r.org, r.received, r.closed, r.closed_on_time, r.rework,
+                r.rated, r.satisfied
+         FROM rollup_siblings AS s JOIN rollup_running AS r ON r.org = s.org
+         ORDER BY s.parent, r.day, r.org;",
+    )
+    .db()?;
+    bump_generation(conn)
+}
+
+/// Runs `fill` when `table` (derived from the daily rollups) is empty but the days are not;
+/// whether it did.
+fn rebuild_from_days(conn: &Connection, table: &str, fill: &str) -> Result<bool> {
     let missing: bool = conn
         .query_row(
             &format!(
@@ -446,7 +761,7 @@ fn rebuild_from_days(conn: &Connection, table: &str, fill: &str) -> Result<()> {
         bump_generation(conn)?;
         tracing::info!(table, "rebuilt from the daily rollups");
     }
-    Ok(())
+    Ok(missing)
 }
 
 /// Gauges per org, zero entries left out.
@@ -645,5 +960,169 @@ mod tests {
             let got = &counters(&conn, std::slice::from_ref(&org), d(from), d(to)).unwrap()[&org];
             assert_eq!((got.received, got.closed), naive(from, to), "{from}..={to}");
         }
+    }
+    /// The running totals of a root's children, laid out side by side, stay a copy of
+    /// theirs through writes with paths at any depth, rows copied without a path, and
+    /// children moved between roots and back; reads of many orgs from them equal the sums
+    /// of the days, also after the layout is rebuilt from the tree.
+    #[test]
+    fn running_totals_by_parent_follow_every_write() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let put = |code: &str, parent: Option<&str>, path: &str| {
+            conn.execute(
+                "INSERT INTO orgs (code, name, level, parent, path) VALUES (?1, ?1, 'street', ?2, ?3)",
+                params![code, parent, path],
+            )
+            .unwrap();
+        };
+        put("330000", None, "/330000/");
+        put("440000", None, "/440000/");
+        let streets: Vec<String> = (1..=40).map(|i| format!("33{i:04}")).collect();
+        for s in &streets {
+            put(s, Some("330000"), &format!("/330000/{s}/"));
+            put(&format!("{s}001"), Some(s), &format!("/330000/{s}/{s}001/"));
+        }
+        put("440001", Some("440000"), "/440000/440001/");
+        // The migration ran before the tree existed; rebuilt as a bulk import's end does.
+        rebuild_derived(&conn).unwrap();
+
+        let first = d("2023-11-20");
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let counters_of = |next: &mut dyn FnMut(u64) -> u64| {
+            let mut counters = Vec::new();
+            for _ in 0..=next(3) {
+                let day = first + chrono::Days::new(next(400));
+                let sign = if next(5) == 0 { -1 } else { 1 };
+                counters.push((
+                    day,
+                    Counters {
+                        received: 1,
+                        closed: sign * (next(3) as i64),
+                        closed_on_time: sign * (next(2) as i64),
+                        rework: next(2) as i64,
+                        rated: next(3) as i64,
+                        satisfied: next(2) as i64,
+                    },
+                ));
+            }
+            counters
+        };
+        // Streets 5 and 6 move to the other root and back, and are written deeper too.
+        let path_of = |s: &str, round: u64, pick: u64| -> String {
+            match (s, round, pick) {
+                ("330005", 1, _) => "/440000/330005/".into(),
+                ("330006", 1..=2, _) => "/440000/330006/".into(),
+                ("330007", _, 0) => "/440000/440001/330007/".into(),
+                (s, _, 1) => format!("/330000/{s}/{s}001/"),
+                (s, _, _) => format!("/330000/{s}/"),
+            }
+        };
+        let mut rounds_read = 0;
+        let orgs: Vec<String> = std::iter::once("330000".to_string())
+            .chain(streets.iter().cloned())
+            .chain(["330001001", "339999", "440001"].map(String::from))
+            .collect();
+        let naive = |conn: &Connection, org: &str, from: NaiveDate, to: NaiveDate| -> Counters {
+            conn.query_row(
+                "SELECT coalesce(sum(received), 0), coalesce(sum(closed), 0),
+                        coalesce(sum(closed_on_time), 0), coalesce(sum(rework), 0),
+                        coalesce(sum(rated), 0), coalesce(sum(satisfied), 0)
+                 FROM rollup_counters WHERE org = ?1 AND day >= ?2 AND day <= ?3",
+                params![org, from.to_string(), to.to_string()],
+                |r| counters_at(r, 0).map_err(|_| rusqlite::Error::InvalidQuery),
+            )
+            .unwrap()
+        };
+        let check = |conn: &Connection, next: &mut dyn FnMut(u64) -> u64| {
+            let mut periods = vec![
+                (d("2020-01-01"), d("2023-11-19")),
+                (d("2023-01-01"), d("2030-01-01")),
+                (d("2025-01-01"), d("2030-01-01")),
+            ];
+            for _ in 0..40 {
+                let from = first + chrono::Days::new(next(420)) - chrono::Days::new(10);
+                periods.push((from, from + chrono::Days::new(next(200))));
+            }
+            for (from, to) in periods {
+                let got = read_counters(conn, &orgs, from, to).unwrap();
+                assert_eq!(got.len(), orgs.len());
+                for org in &orgs {
+                    assert_eq!(got[org], naive(conn, org, from, to), "{org} {from}..={to}");
+                }
+            }
+            // The copy holds exactly the rows of the orgs laid out, under their parent.
+            let copy: Vec<(String, String, String, i64, i64)> = conn
+                .prepare(
+                    "SELECT parent, org, day, received, satisfied FROM rollup_running_by_parent
+                     ORDER BY parent, org, day",
+                )
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            let original: Vec<(String, String, String, i64, i64)> = conn
+                .prepare(
+                    "SELECT s.parent, r.org, r.day, r.received, r.satisfied
+                     FROM rollup_siblings AS s JOIN rollup_running AS r ON r.org = s.org
+                     ORDER BY s.parent, r.org, r.day",
+                )
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert_eq!(copy, original);
+            assert!(!copy.is_empty());
+        };
+        for round in 0..4 {
+            for _ in 0..60 {
+                let mut delta = RollupDelta::default();
+                for _ in 0..=next(4) {
+                    let street = &streets[next(streets.len() as u64) as usize];
+                    let counters = counters_of(&mut next);
+                    if next(8) == 0 {
+                        // A row copied from another store: no path.
+                        for (day, c) in &counters {
+                            delta.add_day(street, *day, c);
+                        }
+                    } else {
+                        let path = path_of(street, round, next(3));
+                        delta.add(
+                            &path,
+                            &MeasureDelta {
+                                counters,
+                                gauges: vec![],
+                            },
+                        );
+                    }
+                }
+                delta.write(&conn).unwrap();
+            }
+            check(&conn, &mut next);
+            rounds_read += 1;
+        }
+        let moved: String = conn
+            .query_row(
+                "SELECT parent FROM rollup_siblings WHERE org = '330006'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(moved, "330000", "moved back");
+        rebuild_derived(&conn).unwrap();
+        check(&conn, &mut next);
+        assert_eq!(rounds_read, 4);
     }
 }

@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_rollup_counters_without_rowid",
         include_str!("../../../migrations/sqlite/0010_rollup_counters_without_rowid.sql"),
     ),
+    (
+        11,
+        "0011_rollup_running_by_parent",
+        include_str!("../../../migrations/sqlite/0011_rollup_running_by_parent.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
