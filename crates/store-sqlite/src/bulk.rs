@@ -91,12 +91,30 @@ pub(crate) fn end(conn: &Connection) -> Result<usize> {
     // The import wrote only the daily rollups: the tables derived from them come first,
     // while the import is still marked as unfinished, so that a crash here redoes them.
     crate::rollups::rebuild_derived(conn)?;
-    for (name, sql) in &pending {
+    // Each index is a scan and a sort, on one thread unless SQLite may hand sorting runs to
+    // helper threads; at the end of an import nothing else is running to use the other
+    // cores (10M cases: 15 indexes, 14 minutes on one of two cores).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    set_sort_threads(conn, threads)?;
+    let built = build(conn, &pending);
+    set_sort_threads(conn, 0)?;
+    built?;
+    Ok(pending.len())
+}
+
+fn build(conn: &Connection, pending: &[(String, String)]) -> Result<()> {
+    for (name, sql) in pending {
         conn.execute_batch(sql).db()?;
         conn.execute("DELETE FROM deferred_indexes WHERE name = ?1", [name])
             .db()?;
     }
-    Ok(pending.len())
+    Ok(())
+}
+
+/// `PRAGMA threads`: how many helper threads the connection's sorts may use (0: none).
+fn set_sort_threads(conn: &Connection, n: usize) -> Result<i64> {
+    conn.query_row(&format!("PRAGMA threads = {n}"), [], |r| r.get(0))
+        .db()
 }
 
 /// Whether a bulk import is under way (its indexes are set aside).
@@ -133,6 +151,14 @@ mod tests {
         assert!(indexes(&conn).len() < before.len());
         assert_eq!(end(&conn).unwrap(), DEFERRABLE.len());
         assert_eq!(indexes(&conn), before);
+        let threads = |c: &Connection| c.query_row("PRAGMA threads", [], |r| r.get::<_, i64>(0));
+        assert_eq!(
+            threads(&conn).unwrap(),
+            0,
+            "sort threads end with the build"
+        );
+        // The bundled SQLite must allow helper threads, or the build sorts on one core.
+        assert_eq!(set_sort_threads(&conn, 2).unwrap(), 2);
         assert_eq!(end(&conn).unwrap(), 0, "nothing left pending");
     }
 }
