@@ -44,6 +44,8 @@ pub struct AppState {
     /// Where reports with no org and no routable location go (the street centre).
     pub intake_org: OrgRef,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// Sessions recently read (see [`auth::SessionCache`]).
+    pub sessions: Arc<auth::SessionCache>,
     pub camera_locks: Arc<routes::hooks::SourceLocks>,
 }
 
@@ -108,6 +110,7 @@ impl AppState {
             routing: Arc::new(routing::Routing::new(routing)),
             intake_org,
             login_limiter: Arc::new(auth::LoginLimiter::default()),
+            sessions: Arc::new(auth::SessionCache::default()),
             camera_locks: Arc::new(routes::hooks::SourceLocks::default()),
         })
     }

@@ -13,7 +13,7 @@ use gridloop_domain::org::{Level, Org};
 use gridloop_domain::role::{Actor, Role};
 use gridloop_domain::timeline::NewEvent;
 use gridloop_store::{
-    Attachment, CaseFilter, CaseSort, CreateCase, ImportCase, NewUser, Store, StoreError,
+    Attachment, CaseFilter, CaseSort, CreateCase, ImportCase, NewUser, Session, Store, StoreError,
     TowerGroup, Visibility,
 };
 
@@ -765,18 +765,21 @@ pub async fn orgs_users_sessions_and_keys(h: &dyn Harness) {
         .await
         .unwrap();
     assert_eq!(
-        store.session_user("tok", now).await.unwrap(),
-        Some(u.clone())
+        store.session("tok", now).await.unwrap(),
+        Some(Session {
+            user: u.clone(),
+            expires_at: now + Duration::hours(8)
+        })
     );
     assert_eq!(
         store
-            .session_user("tok", now + Duration::hours(9))
+            .session("tok", now + Duration::hours(9))
             .await
             .unwrap(),
         None
     );
     store.delete_session("tok").await.unwrap();
-    assert_eq!(store.session_user("tok", now).await.unwrap(), None);
+    assert_eq!(store.session("tok", now).await.unwrap(), None);
 
     let k = store.create_api_key("open311", "kh", now).await.unwrap();
     assert_eq!(store.api_key_by_hash("kh").await.unwrap(), Some(k));

@@ -12,7 +12,8 @@ use gridloop_domain::measures::Counters;
 use gridloop_domain::org::{Level, Org, subtree_end};
 use gridloop_domain::role::Role;
 use gridloop_store::{
-    ApiKey, Attachment, HotlineCall, NewUser, NightVisit, Settings, StoreError, TowerGroup, User,
+    ApiKey, Attachment, HotlineCall, NewUser, NightVisit, Session, Settings, StoreError,
+    TowerGroup, User,
 };
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
@@ -357,20 +358,25 @@ pub(crate) async fn create_session(
     }
 }
 
-pub(crate) async fn session_user(
+pub(crate) async fn session(
     c: &impl GenericClient,
     token_hash: &str,
     now: DateTime<Utc>,
-) -> R<Option<User>> {
+) -> R<Option<Session>> {
     c.query_opt(
         &format!(
-            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT {USER_COLUMNS}, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = $1 AND s.expires_at > $2"
         ),
         &[&token_hash, &ms(now)],
     )
     .await?
-    .map(|r| user_from_row(&r))
+    .map(|r| {
+        Ok(Session {
+            user: user_from_row(&r)?,
+            expires_at: from_ms(get(&r, 8)?)?,
+        })
+    })
     .transpose()
 }
 

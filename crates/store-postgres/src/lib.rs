@@ -54,8 +54,8 @@ use gridloop_domain::org::{Level, Org};
 use gridloop_domain::timeline::Event;
 use gridloop_store::{
     ApiKey, Attachment, CaseFilter, CaseUpdate, ChainReport, CreateCase, Created, HotlineCall,
-    ImportCase, NewUser, NightVisit, Page, Record, Result, Settings, Store, StoreError, SweepLock,
-    TowerGroup, User,
+    ImportCase, NewUser, NightVisit, Page, Record, Result, Session, Settings, Store, StoreError,
+    SweepLock, TowerGroup, User,
 };
 use tokio_postgres::{IsolationLevel, NoTls};
 
@@ -224,8 +224,8 @@ impl Store for PgStore {
         in_tx!(self, tx => directory::create_session(&tx, token_hash, user_id, created_at, expires_at).await?)
     }
 
-    async fn session_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>> {
-        read!(self, c => directory::session_user(c, token_hash, now).await?)
+    async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+        read!(self, c => directory::session(c, token_hash, now).await?)
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {

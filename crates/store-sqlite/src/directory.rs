@@ -6,7 +6,7 @@ use gridloop_domain::DomainError;
 use gridloop_domain::calendar::CalendarYear;
 use gridloop_domain::org::{Level, Org, subtree_end};
 use gridloop_domain::role::Role;
-use gridloop_store::{ApiKey, NewUser, Result, Settings, StoreError, TowerGroup, User};
+use gridloop_store::{ApiKey, NewUser, Result, Session, Settings, StoreError, TowerGroup, User};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::sql::{
@@ -317,21 +317,23 @@ pub(crate) fn create_session(
     }
 }
 
-pub(crate) fn session_user(
+pub(crate) fn session(
     conn: &Connection,
     token_hash: &str,
     now: DateTime<Utc>,
-) -> Result<Option<User>> {
+) -> Result<Option<Session>> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT {USER_COLUMNS}, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ?1 AND s.expires_at > ?2"
         ))
         .db()?;
-    first(
-        stmt.query(params![token_hash, ms(now)]).db()?,
-        user_from_row,
-    )
+    first(stmt.query(params![token_hash, ms(now)]).db()?, |r| {
+        Ok(Session {
+            user: user_from_row(r)?,
+            expires_at: from_ms(get(r, 8)?)?,
+        })
+    })
 }
 
 pub(crate) fn delete_session(conn: &Connection, token_hash: &str) -> Result<()> {

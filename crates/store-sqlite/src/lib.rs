@@ -58,8 +58,8 @@ use gridloop_domain::org::{Level, Org};
 use gridloop_domain::timeline::Event;
 use gridloop_store::{
     ApiKey, Attachment, CaseFilter, CaseUpdate, ChainReport, CreateCase, Created, HotlineCall,
-    ImportCase, NewUser, NightVisit, Page, Record, Result, Settings, Store, StoreError, SweepLock,
-    TowerGroup, User,
+    ImportCase, NewUser, NightVisit, Page, Record, Result, Session, Settings, Store, StoreError,
+    SweepLock, TowerGroup, User,
 };
 
 use crate::readers::Readers;
@@ -209,10 +209,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn session_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>> {
+    async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
         let token_hash = token_hash.to_string();
         self.readers
-            .run(move |c| directory::session_user(c, &token_hash, now))
+            .run(move |c| directory::session(c, &token_hash, now))
             .await
     }
 

@@ -46,6 +46,14 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// A login: its user and when it ends. Neither changes while it lasts (users are never
+/// edited; a session ends by logout or expiry), which lets a server keep it a while.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub user: User,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A user with the secrets a store keeps for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
@@ -389,8 +397,8 @@ pub trait Store: Send + Sync + 'static {
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
-    /// The user of an unexpired session.
-    async fn session_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>>;
+    /// An unexpired session and its user.
+    async fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
     /// Fails with `Duplicate` if the name exists.
     async fn create_api_key(

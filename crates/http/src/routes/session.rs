@@ -85,6 +85,7 @@ pub async fn login(
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(st): State<AppState>, me: AuthUser) -> ApiResult<StatusCode> {
     st.store.delete_session(&me.token_hash).await?;
+    st.sessions.forget(&me.token_hash);
     Ok(StatusCode::NO_CONTENT)
 }
 
