@@ -27,9 +27,9 @@ use crate::directory::{
 use crate::rollups::RollupDelta;
 use crate::sql::{Db, collect, from_ms, get, ms};
 
-/// The tables in export order. Orgs go by path (parents before children), daily counters by
-/// their key (org, day); every other table by its rowid, which is also the order it was
-/// written in.
+/// The tables in export order. Orgs go by path (parents before children), daily counters and
+/// gauges by their keys (org, day) and (org, key); every other table by its rowid, which is
+/// also the order it was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Section {
@@ -69,7 +69,7 @@ const SECTIONS: [Section; 15] = [
 ];
 
 /// Where the previous page stopped: a section and the last key read in it (an org path, an
-/// `[org, day]` pair or a rowid), `None` at the start of the section.
+/// `[org, day]` or `[org, key]` pair or a rowid), `None` at the start of the section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cursor {
     section: Section,
@@ -253,6 +253,35 @@ fn read_section(
             read.exhausted = read.records.len() < want;
             Ok(read)
         }
+        Section::Gauges => {
+            let (after_org, after_key): (String, String) = match after {
+                None => (String::new(), String::new()),
+                Some(v) => serde_json::from_value(v.clone()).map_err(|_| bad_cursor())?,
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT org, key, n FROM rollup_gauges WHERE (org, key) > (?1, ?2)
+                     ORDER BY org, key LIMIT ?3",
+                )
+                .db()?;
+            let mut rows = stmt.query(params![after_org, after_key, limit]).db()?;
+            let mut read = SectionRead {
+                records: Vec::new(),
+                last: None,
+                exhausted: true,
+            };
+            while let Some(r) = rows.next().db()? {
+                let (org, key): (String, String) = (get(r, 0)?, get(r, 1)?);
+                read.last = Some(serde_json::json!([org, key]));
+                read.records.push(Record::Gauge {
+                    org,
+                    key,
+                    n: get(r, 2)?,
+                });
+            }
+            read.exhausted = read.records.len() < want;
+            Ok(read)
+        }
         _ => {
             let (table, key, columns, convert) = table_of(section);
             // The key is read last, so that the tables' own row converters see their columns
@@ -347,14 +376,7 @@ fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Conv
         Section::HotlineCalls => ("hotline_calls", "rowid", CALL_COLUMNS, |r| {
             call_from_row(r).map(Record::HotlineCall)
         }),
-        Section::Gauges => ("rollup_gauges", "rowid", "org, key, n", |r| {
-            Ok(Record::Gauge {
-                org: get(r, 0)?,
-                key: get(r, 1)?,
-                n: get(r, 2)?,
-            })
-        }),
-        Section::Orgs | Section::Attachments | Section::Counters => {
+        Section::Orgs | Section::Attachments | Section::Counters | Section::Gauges => {
             unreachable!("read by their own queries")
         }
     }

@@ -221,12 +221,17 @@ async fn copies_carry_the_links_and_refuse_a_broken_one() {
     let (src, _) = five_events(&src_dir).await;
     let records = export_all(&src, 1000).await;
     // Pages of 2 split the events mid-chain (each page's first link is looked up) and the
-    // daily counters between their `(org, day)` keys.
+    // daily counters and the gauges between their `(org, day)` and `(org, key)` keys.
     let counters = records
         .iter()
         .filter(|r| matches!(r, Record::Counters { .. }))
         .count();
     assert!(counters > 2, "{counters} counter rows");
+    let gauges = records
+        .iter()
+        .filter(|r| matches!(r, Record::Gauge { .. }))
+        .count();
+    assert!(gauges > 2, "{gauges} gauges");
     assert_eq!(export_all(&src, 2).await, records);
     assert_eq!(events_of(&records), all_events(&src).await);
 
