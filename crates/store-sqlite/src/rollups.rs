@@ -535,7 +535,7 @@ fn read_counters(
     }
     let mut at_or_before = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM rollup_running WHERE org = ?1 AND day <= ?2
+            "SELECT {COLUMNS}, day FROM rollup_running WHERE org = ?1 AND day <= ?2
              ORDER BY day DESC LIMIT 1"
         ))
         .db()?;
@@ -545,26 +545,34 @@ fn read_counters(
              ORDER BY day DESC LIMIT 1"
         ))
         .db()?;
-    let running = |stmt: &mut rusqlite::CachedStatement<'_>,
-                   org: &str,
-                   day: &str|
-     -> Result<Option<Counters>> {
-        let mut rows = stmt.query(params![org, day]).db()?;
-        match rows.next().db()? {
-            None => Ok(None),
-            Some(r) => Ok(Some(counters_at(r, 0)?)),
-        }
-    };
     for (i, org) in orgs.iter().enumerate() {
         let t = match at_to[i] {
             Some(t) => t,
-            None => running(&mut at_or_before, org, &to)?,
+            None => {
+                let mut rows = at_or_before.query(params![org, &to]).db()?;
+                match rows.next().db()? {
+                    None => None,
+                    // The latest row is before the period: nothing in it, and the same
+                    // row is the one before `from`.
+                    Some(r) if text(r, 6)? < from.as_str() => {
+                        before_from[i] = Some(None);
+                        None
+                    }
+                    Some(r) => Some(counters_at(r, 0)?),
+                }
+            }
         };
         let mut c = Counters::default();
         if let Some(t) = t {
             let f = match before_from[i] {
                 Some(f) => f,
-                None => running(&mut before, org, &from)?,
+                None => {
+                    let mut rows = before.query(params![org, &from]).db()?;
+                    match rows.next().db()? {
+                        None => None,
+                        Some(r) => Some(counters_at(r, 0)?),
+                    }
+                }
             }
             .unwrap_or_default();
             c = Counters {
@@ -585,18 +593,20 @@ fn read_counters(
 const SIBLINGS_MIN_ORGS: usize = 32;
 
 /// The orgs of a read laid out side by side under one parent in `rollup_running_by_parent`.
-struct Siblings {
+struct Siblings<'a> {
     parent: String,
+    /// Position in the read by code.
+    asked: HashMap<&'a str, usize>,
     /// Positions in the read of the parent's laid-out orgs.
     members: Vec<usize>,
-    /// Position in the read by code, of those orgs.
-    position: HashMap<String, usize>,
+    /// By position in the read: whether the org is one of them.
+    is_member: Vec<bool>,
 }
 
-impl Siblings {
+impl<'a> Siblings<'a> {
     /// The parent of the first laid-out org among the first few of a read of many orgs (a
     /// parent and its children), with those of its children that the read asks for.
-    fn of(conn: &Connection, orgs: &[String]) -> Result<Option<Siblings>> {
+    fn of(conn: &Connection, orgs: &'a [String]) -> Result<Option<Siblings<'a>>> {
         if orgs.len() < SIBLINGS_MIN_ORGS {
             return Ok(None);
         }
@@ -623,18 +633,19 @@ impl Siblings {
             .db()?;
         let mut rows = stmt.query([&parent]).db()?;
         let mut members = Vec::new();
-        let mut position = HashMap::new();
+        let mut is_member = vec![false; orgs.len()];
         while let Some(r) = rows.next().db()? {
-            let org = text(r, 0)?;
-            if let Some(&i) = asked.get(org) {
+            if let Some(&i) = asked.get(text(r, 0)?) {
                 members.push(i);
-                position.insert(org.to_string(), i);
+                is_member[i] = true;
             }
         }
+        drop(rows);
         Ok(Some(Siblings {
             parent,
+            asked,
             members,
-            position,
+            is_member,
         }))
     }
 
@@ -679,7 +690,8 @@ impl Siblings {
             };
             budget -= 1;
             let org = text(r, 0)?;
-            if let Some(&i) = self.position.get(org)
+            if let Some(&i) = self.asked.get(org)
+                && self.is_member[i]
                 && out[i].is_none()
                 && wanted(i)
             {
