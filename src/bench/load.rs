@@ -118,7 +118,7 @@ pub async fn run(args: LoadArgs) -> Result<ExitCode, String> {
         }
         (None, None) => return Err("give --url of a running server or --data to serve".into()),
     };
-    let result = drive(&args, &base).await;
+    let result = drive(&args, &base, pid).await;
     let rss = pid.and_then(|p| status_kb(p, "VmHWM:"));
     let now_rss = pid.and_then(|p| status_kb(p, "VmRSS:"));
     if let Some(mut c) = child {
@@ -201,6 +201,27 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time a process has used so far (user and system), from /proc (Linux). The kernel
+/// reports it in USER_HZ ticks, which are hundredths of a second on every architecture
+/// Linux runs on.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name, which may hold spaces, in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// The one-minute load average: how busy the machine was (the driver shares it).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 async fn login(http: &reqwest::Client, base: &str, username: &str) -> Result<String, String> {
     let r = http
         .post(format!("{base}/api/v1/login"))
@@ -230,7 +251,7 @@ async fn count_streets(http: &reqwest::Client, base: &str, token: &str) -> Resul
     Ok(v["by_child"].as_array().map_or(0, Vec::len))
 }
 
-async fn drive(args: &LoadArgs, base: &str) -> Result<bool, String> {
+async fn drive(args: &LoadArgs, base: &str, pid: Option<u32>) -> Result<bool, String> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .timeout(Duration::from_secs(60))
@@ -280,16 +301,35 @@ async fn drive(args: &LoadArgs, base: &str) -> Result<bool, String> {
         let mut rng = StdRng::from_os_rng();
         request(&t, Op::Intake, &mut rng).await?;
     }
+    // Server CPU per request is the figure that holds on a shared machine, where latencies
+    // and throughput depend on what else runs; the load average says how shared it was.
     println!(
-        "{:<8} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}",
-        "op", "clients", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
+        "{:<8} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>11} {:>5}",
+        "op",
+        "clients",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "cpu ms/req",
+        "load"
     );
     let mut failed = false;
     for &clients in &args.clients {
         for &op in &args.ops {
+            let cpu_before = pid.and_then(cpu_secs);
             let r = phase(t.clone(), op, clients, args.seconds, args.requests).await;
+            let cpu = match (cpu_before, pid.and_then(cpu_secs)) {
+                (Some(a), Some(b)) if !r.latencies.is_empty() => {
+                    format!("{:.3}", (b - a) * 1000.0 / r.latencies.len() as f64)
+                }
+                _ => "-".into(),
+            };
             println!(
-                "{:<8} {:>7} {:>9} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+                "{:<8} {:>7} {:>9} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>11} {:>5}",
                 op.name(),
                 clients,
                 r.latencies.len(),
@@ -298,7 +338,9 @@ async fn drive(args: &LoadArgs, base: &str) -> Result<bool, String> {
                 r.pct(0.90),
                 r.pct(0.99),
                 r.pct(1.0),
-                r.errors
+                r.errors,
+                cpu,
+                load_average()
             );
             if let Some(e) = &r.first_error {
                 eprintln!("  first error of {}: {e}", op.name());
