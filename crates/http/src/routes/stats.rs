@@ -76,15 +76,11 @@ pub async fn stats(
     let mut codes: Vec<String> = vec![org.code.clone()];
     codes.extend(children.iter().map(|c| c.code.clone()));
     let counters = st.store.counters(&codes, from, to).await?;
-    let gauges = st.store.gauges(&codes).await?;
+    // Only the one gauge shown: a province's thousand streets have nine each.
+    let overdue = st.store.gauge(&codes, "overdue").await?;
     let measures_of = |code: &str| {
         let c = counters.get(code).copied().unwrap_or_default();
-        let overdue = gauges
-            .get(code)
-            .and_then(|g| g.get("overdue"))
-            .copied()
-            .unwrap_or(0);
-        Measures::from_counters(&c, overdue)
+        Measures::from_counters(&c, overdue.get(code).copied().unwrap_or(0))
     };
     Ok(Json(StatsView {
         measures: measures_of(&org.code),
