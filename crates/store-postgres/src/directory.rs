@@ -768,6 +768,27 @@ pub(crate) async fn counters(
     Ok(out)
 }
 
+/// One gauge per org, zero for orgs without it.
+pub(crate) async fn gauge(
+    c: &impl GenericClient,
+    orgs: &[String],
+    key: &str,
+) -> R<HashMap<String, i64>> {
+    // A key lookup per org, as for all the gauges.
+    let rows = c
+        .query(
+            "SELECT o.org, g.n FROM unnest($1::text[]) AS o (org)
+             JOIN rollup_gauges AS g ON g.org = o.org AND g.key = $2",
+            &[&orgs, &key],
+        )
+        .await?;
+    let mut out: HashMap<String, i64> = orgs.iter().map(|o| (o.clone(), 0)).collect();
+    for r in &rows {
+        out.insert(get(r, 0)?, get(r, 1)?);
+    }
+    Ok(out)
+}
+
 /// Gauges per org, zero entries left out.
 pub(crate) async fn gauges(
     c: &impl GenericClient,

@@ -372,6 +372,10 @@ impl Store for PgStore {
         read!(self, c => directory::gauges(c, orgs).await?)
     }
 
+    async fn gauge(&self, orgs: &[String], key: &str) -> Result<HashMap<String, i64>> {
+        read!(self, c => directory::gauge(c, orgs, key).await?)
+    }
+
     // --- audit --------------------------------------------------------------------------
     async fn verify_chain(&self) -> Result<ChainReport> {
         let result: R<ChainReport> = async {
