@@ -47,18 +47,28 @@ const WALK_BUDGET: usize = 8192;
 /// condition: a query must repeat it verbatim for SQLite to use them.
 const OPEN: &str = "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
 
+/// The deadline sort key as stored in the generated column `deadline_key`, and the same
+/// computed from `deadline` and the id: SQLite reads the table row for a virtual column
+/// even when the index at hand holds it, so index-only reads spell it out.
+const DEADLINE_KEY: &str = "deadline_key";
+const DEADLINE_KEY_EXPR: &str = "coalesce(deadline, 4611686018427387904 + id)";
+
 fn key_expr(sort: CaseSort) -> &'static str {
+    key_expr_with(sort, DEADLINE_KEY)
+}
+
+fn key_expr_with(sort: CaseSort, deadline_key: &'static str) -> &'static str {
     match sort {
         CaseSort::Newest => "id",
-        CaseSort::Deadline => "deadline_key",
+        CaseSort::Deadline => deadline_key,
         CaseSort::Updated => "updated_at",
     }
 }
 
-fn order_by(sort: CaseSort) -> String {
+fn order_by(sort: CaseSort, deadline_key: &str) -> String {
     match sort {
         CaseSort::Newest => "id DESC".into(),
-        CaseSort::Deadline => "deadline_key, id".into(),
+        CaseSort::Deadline => format!("{deadline_key}, id"),
         CaseSort::Updated => "updated_at DESC, id DESC".into(),
     }
 }
@@ -66,10 +76,10 @@ fn order_by(sort: CaseSort) -> String {
 /// Rows strictly after `k` in the sort order. SQLite seeks on the first column of the row
 /// value and filters the rest, which is why every sort value is (nearly) unique: a seek then
 /// lands on the next page instead of in front of a long run of equal values.
-fn after(sort: CaseSort, k: Key) -> Sql {
+fn after(sort: CaseSort, k: Key, deadline_key: &str) -> Sql {
     match sort {
         CaseSort::Newest => Sql::new("id < ").bind(k.id),
-        CaseSort::Deadline => Sql::new("(deadline_key, id) > (")
+        CaseSort::Deadline => Sql::new(&format!("({deadline_key}, id) > ("))
             .bind(k.value)
             .push(", ")
             .bind(k.id)
@@ -242,8 +252,102 @@ enum Plan {
     /// then sorted.
     Lookup(&'static str),
     /// A walk of the sort order that, when matches turn out sparse, collects the rest of the
-    /// page from this index-only id set.
-    Adaptive(Sql),
+    /// page from this index-only id set, or from the keys of open cases when they decide
+    /// the whole filter.
+    Adaptive(Sql, Option<Keyed>),
+}
+
+/// A list of open cases in one subtree (org or area) and otherwise filtered only by status
+/// and the overdue flag, whose visibility follows from that subtree: the `cases_open_*_keys`
+/// indexes (migration 0012) hold every column it is decided and sorted on, so its
+/// candidates are counted, filtered and sorted on index entries, and only the rows of the
+/// page are read. A street's overdue list read the row of every open case in its area before.
+#[derive(Debug)]
+struct Keyed {
+    /// `FROM cases INDEXED BY … WHERE …`: every condition of the list.
+    from: Sql,
+}
+
+impl Keyed {
+    /// The candidates as an id set, to count.
+    fn ids(&self) -> Sql {
+        Sql::new("SELECT id").append(&self.from)
+    }
+
+    /// The first `limit` keys after `after`, in the list's order.
+    fn keys(&self, sort: CaseSort, after: Option<Key>, limit: usize) -> Sql {
+        let q = Sql::new("SELECT id, ")
+            .push(key_expr_with(sort, DEADLINE_KEY_EXPR))
+            .append(&self.from);
+        finish_query_with(q, sort, after, limit, DEADLINE_KEY_EXPR)
+    }
+}
+
+/// The [`Keyed`] form of a list, if it has one.
+fn keyed(f: &CaseFilter) -> Option<Keyed> {
+    // Every field, so that a new filter is not answered from these indexes unseen.
+    let CaseFilter {
+        visible_to,
+        statuses,
+        org_path,
+        area_path,
+        overdue,
+        channel,
+        category,
+        q,
+        reporter_phone,
+        ids,
+        categories,
+        created_from,
+        created_to,
+        source_key,
+        visit_id,
+        within,
+        sort: _,
+        limit: _,
+        cursor: _,
+    } = f;
+    let searched = q.as_deref().map(str::trim).is_some_and(|q| !q.is_empty());
+    if !open_only(f)
+        || channel.is_some()
+        || category.is_some()
+        || searched
+        || reporter_phone.is_some()
+        || !ids.is_empty()
+        || !categories.is_empty()
+        || created_from.is_some()
+        || created_to.is_some()
+        || source_key.is_some()
+        || visit_id.is_some()
+        || within.is_some()
+    {
+        return None;
+    }
+    let (index, col, path) = match (org_path, area_path) {
+        (Some(p), None) => ("cases_open_org_keys", "org_path", p),
+        (None, Some(p)) => ("cases_open_area_keys", "area_path", p),
+        _ => return None,
+    };
+    // The subtree must lie within the caller's: then every candidate is visible.
+    if visible_to
+        .as_ref()
+        .is_some_and(|v| !subtree_within(path, &v.path))
+    {
+        return None;
+    }
+    let mut from = Sql::new(&format!(" FROM cases INDEXED BY {index} WHERE {OPEN} AND "))
+        .append(&status_in(statuses)?)
+        .push(" AND ")
+        .append(&subtree(col, path));
+    if let Some(o) = overdue {
+        from = from.push(" AND overdue = ").bind(*o);
+    }
+    Some(Keyed { from })
+}
+
+/// Whether the subtree at `inner` (as [`subtree`] bounds it) lies within the one at `outer`.
+fn subtree_within(inner: &str, outer: &str) -> bool {
+    inner >= outer && subtree_end(inner) <= subtree_end(outer)
 }
 
 /// Picks the plan of a list. A filter by equality on a partial index (or a list of ids)
@@ -266,7 +370,7 @@ fn choose(f: &CaseFilter) -> Plan {
         return Plan::Lookup("INDEXED BY cases_reporter_phone");
     }
     match driver(f) {
-        Some(ids) => Plan::Adaptive(ids),
+        Some(ids) => Plan::Adaptive(ids, keyed(f)),
         None => Plan::Sorted,
     }
 }
@@ -366,18 +470,24 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     let mut rows = Vec::with_capacity(want);
     let open = open_only(f);
     let mut sparse = false;
+    let mut snapshot: Option<rusqlite::Transaction<'_>> = None;
     match choose(f) {
         Plan::Sorted => {
             let q = direct_query(f.sort, &from_sorted(f.sort, open), &conds, after, want);
-            fetch(conn, &q, &mut rows)?;
+            fetch(conn, &q, true, &mut rows)?;
         }
         Plan::Lookup(hint) => {
             // Whatever their status: the open-case indexes hold no lookup columns.
             let from = Sql::new(&format!(" FROM cases {hint} WHERE 1"));
             let q = direct_query(f.sort, &from, &conds, after, want);
-            fetch(conn, &q, &mut rows)?;
+            fetch(conn, &q, true, &mut rows)?;
         }
-        Plan::Adaptive(ids) => {
+        Plan::Adaptive(ids, keyed) => {
+            if keyed.is_some() {
+                // The rows of the page are read after their keys: from the same snapshot.
+                snapshot = Some(conn.unchecked_transaction().db()?);
+            }
+            let ids = keyed.as_ref().map_or(ids, Keyed::ids);
             // Some(start) when the rest of the page is to be collected from `ids`.
             let probe = want * WALK_PROBE;
             let collect_after = if cursor.is_some_and(|c| c.sparse) {
@@ -395,14 +505,21 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
                 sparse = true;
                 // Up to a whole page, not just the rest, so that the statement's text (its
                 // LIMIT) is one per page size; the surplus is cut below.
-                let q = collect_query(f.sort, &ids, &conds, from, want);
-                fetch(conn, &q, &mut rows)?;
+                match &keyed {
+                    Some(k) => fetch(conn, &k.keys(f.sort, from, want), false, &mut rows)?,
+                    None => {
+                        let q = collect_query(f.sort, &ids, &conds, from, want);
+                        fetch(conn, &q, true, &mut rows)?;
+                    }
+                }
             }
         }
     }
 
     let more = rows.len() > limit;
     rows.truncate(limit);
+    read_docs(conn, &mut rows)?;
+    drop(snapshot);
     let next_cursor = if more {
         rows.last()
             .map(|(k, _)| Cursor { after: *k, sparse }.encode(f.sort))
@@ -412,7 +529,10 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     Ok(Page {
         items: rows
             .into_iter()
-            .map(|(k, doc)| decode_doc(k.id, doc))
+            .map(|(k, doc)| match doc {
+                Some(doc) => decode_doc(k.id, doc),
+                None => Err(StoreError::Backend(format!("case {} was not read", k.id))),
+            })
             .collect::<Result<_>>()?,
         next_cursor,
     })
@@ -420,12 +540,23 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
 
 /// Appends the keyset condition, the order and the limit.
 fn finish_query(q: Sql, sort: CaseSort, cursor: Option<Key>, limit: usize) -> Sql {
+    finish_query_with(q, sort, cursor, limit, DEADLINE_KEY)
+}
+
+/// [`finish_query`] with the deadline key spelt `deadline_key`.
+fn finish_query_with(
+    q: Sql,
+    sort: CaseSort,
+    cursor: Option<Key>,
+    limit: usize,
+    deadline_key: &str,
+) -> Sql {
     let q = match cursor {
-        Some(k) => q.push(" AND ").append(&after(sort, k)),
+        Some(k) => q.push(" AND ").append(&after(sort, k, deadline_key)),
         None => q,
     };
     q.push(" ORDER BY ")
-        .push(&order_by(sort))
+        .push(&order_by(sort, deadline_key))
         .push(&limit_clause(limit))
 }
 
@@ -508,10 +639,25 @@ fn fewer_than(conn: &Connection, ids: &Sql, n: usize) -> Result<bool> {
     Ok((count as usize) < n)
 }
 
-/// A row of a list: its key and its document as stored. Only the rows on the page are
-/// decoded (decompressed and parsed, the bulk of a list's work), not the one that tells
-/// whether there is a next page nor any surplus of a collected page.
-type Listed = (Key, Value);
+/// A row of a list: its key and its document as stored, `None` until read (the keys of a
+/// [`Keyed`] list come first). Only the rows on the page are decoded (decompressed and
+/// parsed, the bulk of a list's work), not the one that tells whether there is a next page
+/// nor any surplus of a collected page.
+type Listed = (Key, Option<Value>);
+
+/// Reads the documents of the rows that have none yet, by id.
+fn read_docs(conn: &Connection, rows: &mut [Listed]) -> Result<()> {
+    if rows.iter().all(|(_, doc)| doc.is_some()) {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
+        .db()?;
+    for (k, doc) in rows.iter_mut().filter(|(_, doc)| doc.is_none()) {
+        *doc = Some(stmt.query_row([k.id], |r| r.get(0)).db()?);
+    }
+    Ok(())
+}
 
 fn decode_doc(id: i64, doc: Value) -> Result<Case> {
     let json = codec::decode(Kind::Case, ValueRef::from(&doc))?;
@@ -519,8 +665,9 @@ fn decode_doc(id: i64, doc: Value) -> Result<Case> {
         .map_err(|e| StoreError::Backend(format!("the stored case {id} is corrupt: {e}")))
 }
 
-/// Runs a `SELECT id, key, doc` query and appends its rows.
-fn fetch(conn: &Connection, q: &Sql, out: &mut Vec<Listed>) -> Result<()> {
+/// Runs a `SELECT id, key, doc` query (`SELECT id, key` without `with_doc`) and appends
+/// its rows.
+fn fetch(conn: &Connection, q: &Sql, with_doc: bool, out: &mut Vec<Listed>) -> Result<()> {
     let mut stmt = conn.prepare_cached(&q.text).db()?;
     let mut rows = stmt.query(rusqlite::params_from_iter(&q.params)).db()?;
     while let Some(r) = rows.next().db()? {
@@ -529,7 +676,8 @@ fn fetch(conn: &Connection, q: &Sql, out: &mut Vec<Listed>) -> Result<()> {
             id,
             value: get(r, 1)?,
         };
-        out.push((key, get(r, 2)?));
+        let doc = if with_doc { Some(get(r, 2)?) } else { None };
+        out.push((key, doc));
     }
     Ok(())
 }
@@ -562,7 +710,7 @@ fn run_walk(
         // NULL when an OR branch compared with a NULL column and none matched.
         if get::<Option<bool>>(r, 2)?.unwrap_or(false) {
             hits += 1;
-            out.push((key, get(r, 3)?));
+            out.push((key, Some(get(r, 3)?)));
             if out.len() >= want {
                 return Ok(None);
             }
@@ -706,6 +854,22 @@ mod tests {
                 statuses: vec![Status::Dispatched],
                 ..CaseFilter::default()
             },
+            CaseFilter {
+                visible_to: vis.clone(),
+                area_path: Some("/1/2/3/".into()),
+                statuses: Status::ALL
+                    .iter()
+                    .copied()
+                    .filter(|s| s.is_open())
+                    .collect(),
+                overdue: Some(true),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                org_path: Some("/1/".into()),
+                statuses: vec![Status::Reported, Status::Accepted],
+                ..CaseFilter::default()
+            },
         ];
         for f in &filters {
             for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
@@ -747,7 +911,24 @@ mod tests {
                         let p = ordered(&direct_query(sort, &from, &conds, Some(k), 51));
                         assert!(p.starts_with("SEARCH"), "{ctx}: {p}");
                     }
-                    Plan::Adaptive(ids) => {
+                    Plan::Adaptive(ids, keyed) => {
+                        if let Some(kd) = &keyed {
+                            let index = if f.org_path.is_some() {
+                                "COVERING INDEX cases_open_org_keys ("
+                            } else {
+                                "COVERING INDEX cases_open_area_keys ("
+                            };
+                            for q in [
+                                kd.ids(),
+                                kd.keys(sort, None, 51),
+                                kd.keys(sort, Some(k), 51),
+                            ] {
+                                let p = plan(&conn, &q);
+                                assert!(p.starts_with("SEARCH cases USING"), "{ctx}: {p}");
+                                assert!(p.contains(index), "{ctx}: {p}");
+                                assert!(!p.contains("SCAN"), "{ctx}: {p}");
+                            }
+                        }
                         ordered(&walk_query(sort, open, &conds, None, 51));
                         let p = ordered(&walk_query(sort, open, &conds, Some(k), 51));
                         assert!(p.starts_with("SEARCH"), "{ctx}: {p}");
@@ -773,6 +954,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_deadline_key_is_spelt_as_its_column_is_defined() {
+        let init = include_str!("../../../migrations/sqlite/0001_init.sql");
+        let def =
+            format!("deadline_key   INTEGER GENERATED ALWAYS AS ({DEADLINE_KEY_EXPR}) VIRTUAL");
+        assert!(init.contains(&def));
+    }
+
+    #[test]
+    fn subtrees_within_subtrees() {
+        assert!(subtree_within("/1/2/", "/1/"));
+        assert!(subtree_within("/1/2/", "/1/2/"));
+        assert!(subtree_within("/1/2/3/", "/1/2/"));
+        assert!(!subtree_within("/1/", "/1/2/"));
+        assert!(!subtree_within("/1/23/", "/1/2/"));
+        assert!(!subtree_within("/1/3/", "/1/2/"));
+        // A caller's path without its slash bounds more than its subtree, never less.
+        assert!(!subtree_within("/1/23/", "/1/2"));
+        assert!(subtree_within("/1/2/", "/1/2"));
     }
 
     #[test]
@@ -809,6 +1011,113 @@ mod tests {
         }
     }
 
+    /// Lists decided on the keys of open cases (a queue, an overdue list of a subtree) give
+    /// exactly the plain filter's pages, overdue or not, in every order, collected at once or
+    /// after a walk, within the caller's subtree or not (then visibility is checked on the rows).
+    #[tokio::test]
+    async fn keyed_lists_match_a_plain_filter_and_sort() {
+        use gridloop_domain::calendar::Calendar;
+        use gridloop_domain::case::Ctx;
+        use gridloop_domain::policy::Policy;
+        use gridloop_store::Store;
+        use gridloop_store_contract::lists::{expected, populate};
+
+        let dir = gridloop_store_contract::TempDir::new("sqlite-list-keyed");
+        let store = crate::SqliteStore::open(dir.path()).unwrap();
+        let all = populate(&store).await;
+        // Some open cases past their deadline, as the sweep leaves them.
+        let mut swept = 0;
+        for c in &all {
+            if !(c.status.is_open() && c.deadline.is_some() && c.id % 3 != 0) {
+                continue;
+            }
+            store
+                .update_case(
+                    c.id,
+                    None,
+                    Box::new(|case| {
+                        let (calendar, policy) = (Calendar::default(), Policy::default());
+                        let ctx = Ctx {
+                            now: case.created_at + chrono::Duration::days(400),
+                            calendar: &calendar,
+                            policy: &policy,
+                        };
+                        gridloop_domain::sweep::sweep(case, &ctx)
+                            .ok_or_else(|| panic!("case {} is not due", case.id))
+                    }),
+                )
+                .await
+                .unwrap();
+            swept += 1;
+        }
+        let mut all = Vec::new();
+        for id in 1..=300 {
+            all.push(store.case(id).await.unwrap().unwrap());
+        }
+        let overdue = all.iter().filter(|c| c.overdue).count();
+        assert!(overdue > 10 && overdue == swept, "{overdue} of {swept}");
+        let open: Vec<Status> = Status::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_open())
+            .collect();
+        let vis = |path: &str| {
+            Some(Visibility {
+                path: path.into(),
+                username: "u".into(),
+            })
+        };
+        let mut filters = Vec::new();
+        for (org, area) in [
+            (Some("/1/2/4/"), None),
+            (None, Some("/1/2/3/")),
+            (None, Some("/1/5/")),
+            (Some("/1/"), None),
+            (None, Some("/1/")),
+        ] {
+            for visible_to in [None, vis("/1/2/"), vis("/1/5/")] {
+                for statuses in [open.clone(), vec![Status::Reported, Status::Accepted]] {
+                    for o in [None, Some(true), Some(false)] {
+                        filters.push(CaseFilter {
+                            visible_to: visible_to.clone(),
+                            org_path: org.map(str::to_string),
+                            area_path: area.map(str::to_string),
+                            statuses: statuses.clone(),
+                            overdue: o,
+                            ..CaseFilter::default()
+                        });
+                    }
+                }
+            }
+        }
+        // As the cases list asks for an overdue list: no status.
+        filters.push(CaseFilter {
+            visible_to: vis("/1/"),
+            area_path: Some("/1/2/3/".into()),
+            overdue: Some(true),
+            ..CaseFilter::default()
+        });
+        let conn = Connection::open(dir.path().join("gridloop.db")).unwrap();
+        crate::codec::register_functions(&conn).unwrap();
+        let mut keyed_lists = 0;
+        for f in filters {
+            for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
+                let f = CaseFilter { sort, ..f.clone() };
+                let want = expected(&all, &f);
+                if keyed(&f).is_some() {
+                    keyed_lists += 1;
+                }
+                for budget in [0, WALK_BUDGET] {
+                    for limit in [3, 200] {
+                        let got = paged(&conn, &f, limit, budget);
+                        assert_eq!(got, want, "budget {budget}, limit {limit}, {f:?}");
+                    }
+                }
+            }
+        }
+        assert!(keyed_lists > 100, "{keyed_lists}");
+    }
+
     /// A street's queue (the common list) runs the same statements page after page: SQLite
     /// re-prepares one whose plan depended on a bound value at every new binding.
     #[tokio::test]
@@ -835,20 +1144,24 @@ mod tests {
         for _ in 0..3 {
             list_cases(&conn, &f).unwrap();
         }
-        let Plan::Adaptive(ids) = choose(&f) else {
-            panic!("a queue is collected from its subtree")
+        let Plan::Adaptive(_, Some(keyed)) = choose(&f) else {
+            panic!("a queue is collected from the keys of its subtree")
         };
-        let conds = Sql::join(&conditions(&f), " AND ", "1");
         let count = Sql::new("SELECT count(*) FROM (")
-            .append(&ids)
+            .append(&keyed.ids())
             .push(&limit_clause(51 * WALK_PROBE))
             .push(")");
-        for q in [count, collect_query(f.sort, &ids, &conds, None, 51)] {
+        for q in [count, keyed.keys(f.sort, None, 51)] {
             // Taken from the cache: the statements the lists ran.
             let stmt = conn.prepare_cached(&q.text).unwrap();
             assert_eq!(stmt.get_status(StatementStatus::Run), 3, "{}", q.text);
             assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{}", q.text);
         }
+        let docs = conn
+            .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
+            .unwrap();
+        assert!(docs.get_status(StatementStatus::Run) >= 3);
+        assert_eq!(docs.get_status(StatementStatus::RePrepare), 0);
     }
 
     fn paged(conn: &Connection, f: &CaseFilter, limit: u32, budget: usize) -> Vec<i64> {
@@ -873,6 +1186,87 @@ mod tests {
                     cursor = Some(c);
                 }
                 None => return out,
+            }
+        }
+    }
+
+    /// Thread CPU time in nanoseconds (Linux), for the bench below.
+    fn thread_cpu_ns() -> u64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        s.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// CPU per list of the load's two street lists on a seeded store, read-only:
+    /// `GRIDLOOP_LIST_BENCH=/work/p10m cargo test --release -p gridloop-store-sqlite
+    /// list_bench -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn list_bench() {
+        let Ok(dir) = std::env::var("GRIDLOOP_LIST_BENCH") else {
+            return;
+        };
+        let conn =
+            crate::schema::open_reader(&std::path::Path::new(&dir).join("gridloop.db")).unwrap();
+        let streets: Vec<String> = conn
+            .prepare("SELECT path FROM orgs WHERE code >= '330001' AND code <= '331000' AND length(code) = 6 ORDER BY code")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let env = |k: &str, d: usize| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d)
+        };
+        // The load logs in as 16 street dispatchers: their lists stay in the page cache.
+        let (rounds, n) = (env("ROUNDS", 3), env("STREETS", 16));
+        let step = (streets.len() / n.max(1)).max(1);
+        let streets: Vec<String> = streets.into_iter().step_by(step).take(n).collect();
+        let repeat = env("REPEAT", 50);
+        let only = std::env::var("ONLY").unwrap_or_default();
+        for (name, overdue) in [("overdue", true), ("queue", false)] {
+            if !only.is_empty() && only != name {
+                continue;
+            }
+            let filters: Vec<CaseFilter> = streets
+                .iter()
+                .map(|p| CaseFilter {
+                    visible_to: Some(Visibility {
+                        path: p.clone(),
+                        username: "x-dispatcher".into(),
+                    }),
+                    area_path: overdue.then(|| p.clone()),
+                    org_path: (!overdue).then(|| p.clone()),
+                    overdue: overdue.then_some(true),
+                    statuses: if overdue {
+                        vec![]
+                    } else {
+                        vec![Status::Reported, Status::Accepted]
+                    },
+                    sort: CaseSort::Deadline,
+                    limit: 50,
+                    ..CaseFilter::default()
+                })
+                .collect();
+            for round in 0..rounds {
+                let (t0, w0) = (thread_cpu_ns(), std::time::Instant::now());
+                let mut items = 0;
+                for _ in 0..repeat {
+                    for f in &filters {
+                        items += list_cases(&conn, f).unwrap().items.len();
+                    }
+                }
+                let lists = (filters.len() * repeat) as f64;
+                let cpu = (thread_cpu_ns() - t0) as f64 / lists / 1000.0;
+                let wall = w0.elapsed().as_secs_f64() * 1e6 / lists;
+                println!(
+                    "{name} round {round}: {lists} lists, {items} items, {cpu:.0} µs CPU, {wall:.0} µs wall a list"
+                );
             }
         }
     }

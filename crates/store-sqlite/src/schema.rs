@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0011_rollup_running_by_parent",
         include_str!("../../../migrations/sqlite/0011_rollup_running_by_parent.sql"),
     ),
+    (
+        12,
+        "0012_open_case_keys",
+        include_str!("../../../migrations/sqlite/0012_open_case_keys.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
