@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_open_case_keys",
         include_str!("../../../migrations/sqlite/0012_open_case_keys.sql"),
     ),
+    (
+        13,
+        "0013_rollup_gauges_without_rowid",
+        include_str!("../../../migrations/sqlite/0013_rollup_gauges_without_rowid.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
