@@ -1,8 +1,8 @@
 //! Cases: the writes (create, update, bulk import) that run on the writer, and the point
 //! reads. A case row keeps its indexed fields in columns and the whole case in `doc`.
 
-use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use gridloop_domain::DomainError;
@@ -429,54 +429,97 @@ pub(crate) struct ImportWriter {
 }
 
 impl ImportEncoder {
-    /// Encodes `cases` (JSON, compression, measures) on a thread of its own while the
-    /// writer inserts the chunks before, once the writer's job has said which id the first
-    /// case takes. Stops when the writer's job has (an error there).
+    /// Encodes `cases` (events, measures, then documents) on a thread of its own while the
+    /// writer inserts the chunks before. Everything but the documents is encoded at once,
+    /// before the writer's job has started (while it finishes the import before, say); the
+    /// documents hold their ids, so a chunk is finished and handed over only once the job has
+    /// said which id the first case takes. Stops when the writer's job has (an error there).
     pub fn run(self, cases: Vec<ImportCase>) {
-        let Ok(mut id) = self.first_id.recv() else {
-            return;
-        };
         let mut rollups = RollupDelta::default();
         let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+        // The next case's id, once known.
+        let mut next_id: Option<i64> = None;
+        // Chunks waiting for their ids, oldest first.
+        let mut waiting: VecDeque<Vec<ImportRow>> = VecDeque::new();
         let mut cases = cases.into_iter().peekable();
-        while cases.peek().is_some() {
+        loop {
             self.spent.try_iter().for_each(drop);
-            let mut rows = Vec::with_capacity(IMPORT_CHUNK);
-            let mut encoded = Ok(());
-            for c in cases.by_ref().take(IMPORT_CHUNK) {
-                match encode_import(c, id, &mut rollups, &mut last_seq) {
-                    Ok(row) => rows.push(row),
-                    Err(e) => {
-                        encoded = Err(e);
-                        break;
+            if next_id.is_none() {
+                match self.first_id.try_recv() {
+                    Ok(id) => next_id = Some(id),
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            if let Some(id) = &mut next_id {
+                while let Some(rows) = waiting.pop_front() {
+                    if !self.hand_over(rows, id) {
+                        return;
                     }
                 }
-                id += 1;
             }
-            let failed = encoded.is_err();
-            if self
-                .parts
-                .send(encoded.map(|()| ImportPart::Rows(rows)))
-                .is_err()
-                || failed
-            {
+            if cases.peek().is_none() {
+                break;
+            }
+            let mut rows = Vec::with_capacity(IMPORT_CHUNK);
+            for c in cases.by_ref().take(IMPORT_CHUNK) {
+                match prepare_import(c, &mut rollups, &mut last_seq) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => {
+                        let _ = self.parts.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            waiting.push_back(rows);
+        }
+        if !waiting.is_empty() {
+            let Some(mut id) = next_id.or_else(|| self.first_id.recv().ok()) else {
                 return;
+            };
+            for rows in waiting {
+                if !self.hand_over(rows, &mut id) {
+                    return;
+                }
             }
         }
         let _ = self.parts.send(Ok(ImportPart::End { rollups, last_seq }));
         // Until the writer's job is over.
         self.spent.iter().for_each(drop);
     }
+
+    /// Gives a chunk its ids from `next_id` on, compresses its documents and sends it to
+    /// the writer; false when the import is over (an error here or there).
+    fn hand_over(&self, mut rows: Vec<ImportRow>, next_id: &mut i64) -> bool {
+        let mut finished = Ok(());
+        for r in &mut rows {
+            r.case.id = *next_id;
+            *next_id += 1;
+            match compress_case(&r.case) {
+                Ok(doc) => r.doc = doc,
+                Err(e) => {
+                    finished = Err(e);
+                    break;
+                }
+            }
+        }
+        let failed = finished.is_err();
+        self.parts
+            .send(finished.map(|()| ImportPart::Rows(rows)))
+            .is_ok()
+            && !failed
+    }
 }
 
-fn encode_import(
+/// An imported case made ready but for its id and so its document: its events encoded,
+/// its measures and number counted.
+fn prepare_import(
     c: ImportCase,
-    id: i64,
     rollups: &mut RollupDelta,
     last_seq: &mut BTreeMap<NaiveDate, i64>,
 ) -> Result<ImportRow> {
     let ImportCase {
-        mut case,
+        case,
         events,
         measures,
     } = c;
@@ -491,13 +534,34 @@ fn encode_import(
         *last = (*last).max(seq);
     }
     rollups.add(&case.area_path, &measures);
-    case.id = id;
-    let doc = codec::compress(Kind::Case, encode(&case)?.as_bytes())?;
     let events = events
         .into_iter()
         .map(PreparedEvent::new)
         .collect::<Result<_>>()?;
-    Ok(ImportRow { case, doc, events })
+    Ok(ImportRow {
+        case,
+        doc: Vec::new(),
+        events,
+    })
+}
+
+thread_local! {
+    /// The buffer [`compress_case`] writes a document's JSON in, reused case after case.
+    static DOC_JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The document as stored, as [`CaseRow::new`] makes it (the same JSON, compressed),
+/// without a new string grown for each case.
+fn compress_case(case: &Case) -> Result<Vec<u8>> {
+    DOC_JSON.with(|json| {
+        let mut json = json.borrow_mut();
+        json.clear();
+        serde_json::to_writer(&mut *json, case)
+            .map_err(|e| StoreError::Backend(format!("cannot encode case {}: {e}", case.id)))?;
+        let doc = codec::compress(Kind::Case, &json);
+        codec::let_go_if_large(&mut json);
+        doc
+    })
 }
 
 /// Writes finished historic cases as its encoder hands them over: fresh ids, their own

@@ -1,6 +1,6 @@
 //! The event hash chain: appending (writer side) and verifying (reader side).
 
-use std::fmt::Write as _;
+use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 use gridloop_domain::timeline::{ChainBreak, ChainVerifier, Event, GENESIS, NewEvent, event_hash};
@@ -162,29 +162,39 @@ pub(crate) struct PreparedEvent {
     actor: String,
     at: i64,
     /// What the hash is taken over after the id, case and number, which the writer
-    /// assigns: `,"action","actor",at,{details}]` ...
-    hashed_tail: String,
+    /// assigns: `,"action","actor",at,{details}]` (JSON, so UTF-8) ...
+    hashed_tail: Box<[u8]>,
     /// ... and the details as stored (compressed, see [`codec`]).
     stored: Vec<u8>,
 }
 
 impl PreparedEvent {
     pub fn new(e: NewEvent) -> Result<PreparedEvent> {
-        let details = json(&e.details)?;
-        let mut hashed_tail = String::with_capacity(details.len() + 64);
-        let _ = write!(
-            hashed_tail,
-            ",{},{},{},{details}]",
-            json(&e.action)?,
-            json(&e.actor)?,
-            ms(e.at)
-        );
-        Ok(PreparedEvent {
-            stored: codec::compress(Kind::Event, details.as_bytes())?,
-            action: e.action,
-            actor: e.actor,
-            at: ms(e.at),
-            hashed_tail,
+        // Written into a buffer each thread reuses, then copied out at its size: one
+        // allocation for the hashed text instead of one per piece and a regrown string.
+        TAIL.with(|tail| {
+            let mut tail = tail.borrow_mut();
+            tail.clear();
+            tail.push(b',');
+            write_json(&mut tail, &e.action)?;
+            tail.push(b',');
+            write_json(&mut tail, &e.actor)?;
+            tail.push(b',');
+            tail.extend_from_slice(itoa::Buffer::new().format(ms(e.at)).as_bytes());
+            tail.push(b',');
+            let details = tail.len();
+            write_json(&mut tail, &e.details)?;
+            let stored = codec::compress(Kind::Event, &tail[details..])?;
+            tail.push(b']');
+            let hashed_tail = tail.as_slice().into();
+            codec::let_go_if_large(&mut tail);
+            Ok(PreparedEvent {
+                stored,
+                action: e.action,
+                actor: e.actor,
+                at: ms(e.at),
+                hashed_tail,
+            })
         })
     }
 
@@ -201,13 +211,19 @@ impl PreparedEvent {
         h.update(n.format(case_id).as_bytes());
         h.update(b",");
         h.update(n.format(seq).as_bytes());
-        h.update(self.hashed_tail.as_bytes());
+        h.update(&self.hashed_tail);
         h.finalize().into()
     }
 }
 
-fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v)
+thread_local! {
+    /// The buffer [`PreparedEvent::new`] writes an event's hashed text in.
+    static TAIL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Appends `v` as compact JSON, the bytes `serde_json::to_string` gives.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<()> {
+    serde_json::to_writer(out, v)
         .map_err(|err| StoreError::Backend(format!("cannot encode an event: {err}")))
 }
 

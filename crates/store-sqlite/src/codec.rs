@@ -51,7 +51,7 @@ static DECODE_EVENT: LazyLock<DecoderDictionary<'static>> =
 
 // One zstd context per thread and kind: contexts are costly to create and not shareable.
 thread_local! {
-    static COMPRESSORS: RefCell<Option<[Compressor<'static>; 2]>> = const { RefCell::new(None) };
+    static COMPRESSORS: RefCell<Option<Compressors>> = const { RefCell::new(None) };
     static DECOMPRESSORS: RefCell<Option<[Decompressor<'static>; 2]>> = const { RefCell::new(None) };
 }
 
@@ -59,25 +59,50 @@ fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{what}: {e}"))
 }
 
+/// A thread's compression contexts, one per kind, and the buffer frames are made in.
+struct Compressors {
+    kinds: [Compressor<'static>; 2],
+    /// Reused for every frame: a value is compressed here at its worst-case size, then
+    /// copied out at its own (one allocation of the right size per value, where
+    /// compressing into a fresh buffer took two and a copy).
+    frame: Vec<u8>,
+}
+
+/// A reused buffer larger than this after a record is freed rather than kept by its thread.
+const SCRATCH_KEPT: usize = 256 * 1024;
+
+/// Frees a thread's reused buffer if one outsized record grew it past [`SCRATCH_KEPT`].
+pub(crate) fn let_go_if_large(buf: &mut Vec<u8>) {
+    if buf.capacity() > SCRATCH_KEPT {
+        *buf = Vec::new();
+    }
+}
+
 /// The stored form of a JSON value: the tag, then the frame.
 pub(crate) fn compress(kind: Kind, json: &[u8]) -> Result<Vec<u8>> {
     COMPRESSORS.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
-            *cell = Some([
-                Compressor::with_prepared_dictionary(&ENCODE_CASE)
-                    .map_err(|e| backend("zstd", e))?,
-                Compressor::with_prepared_dictionary(&ENCODE_EVENT)
-                    .map_err(|e| backend("zstd", e))?,
-            ]);
+            *cell = Some(Compressors {
+                kinds: [
+                    Compressor::with_prepared_dictionary(&ENCODE_CASE)
+                        .map_err(|e| backend("zstd", e))?,
+                    Compressor::with_prepared_dictionary(&ENCODE_EVENT)
+                        .map_err(|e| backend("zstd", e))?,
+                ],
+                frame: Vec::new(),
+            });
         }
-        let compressor = &mut cell.as_mut().expect("set above")[kind as usize];
-        let mut out = Vec::with_capacity(json.len() / 2 + 16);
-        out.push(CURRENT);
-        let frame = compressor
-            .compress(json)
+        let Compressors { kinds, frame } = cell.as_mut().expect("set above");
+        frame.clear();
+        frame.reserve(zstd::zstd_safe::compress_bound(json.len()));
+        kinds[kind as usize]
+            .compress_to_buffer(json, frame)
             .map_err(|e| backend("cannot compress a record", e))?;
-        out.extend_from_slice(&frame);
+        let mut out = Vec::with_capacity(frame.len() + 1);
+        out.push(CURRENT);
+        out.extend_from_slice(frame);
+        let_go_if_large(frame);
         Ok(out)
     })
 }
