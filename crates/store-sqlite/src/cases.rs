@@ -154,8 +154,13 @@ pub(crate) fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
 }
 
 fn insert_row(conn: &Connection, row: &CaseRow<'_>) -> Result<()> {
-    let case = row.case;
     let mut stmt = conn.prepare_cached(INSERT_CASE).db()?;
+    insert_with(&mut stmt, row)
+}
+
+/// Inserts `row` with [`INSERT_CASE`] prepared.
+fn insert_with(stmt: &mut rusqlite::Statement<'_>, row: &CaseRow<'_>) -> Result<()> {
+    let case = row.case;
     match stmt.execute(&row.params()[..]) {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
@@ -581,12 +586,14 @@ pub(crate) fn import_encoded(conn: &Connection, import: ImportWriter) -> Result<
         .send(next_case_id(conn)?)
         .map_err(|_| stopped())?;
     let mut head = ChainHead::load(conn)?;
+    // Prepared once for the import, not looked up by its text for every case.
+    let mut insert = conn.prepare_cached(INSERT_CASE).db()?;
     loop {
         match import.parts.recv().map_err(|_| stopped())?? {
             ImportPart::Rows(mut rows) => {
                 for r in &mut rows {
-                    insert_row(
-                        conn,
+                    insert_with(
+                        &mut insert,
                         &CaseRow::with_doc(&r.case, std::mem::take(&mut r.doc)),
                     )?;
                     head.append_prepared(conn, r.case.id, 0, &r.events)?;

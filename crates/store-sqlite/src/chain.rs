@@ -120,10 +120,19 @@ impl ChainHead {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .db()?;
+        // The previous hash in hex, as the next event hashes it: kept here between the
+        // case's events, made a string once at the end.
+        let mut prev = [0u8; 64];
+        let mut prev_len = 0;
         for e in events {
             let id = self.id + 1;
             seq += 1;
-            let hash = e.hash(&self.hash, id, case_id, seq);
+            let prev_hex = if prev_len == 0 {
+                self.hash.as_bytes()
+            } else {
+                &prev[..prev_len]
+            };
+            let hash = e.hash(prev_hex, id, case_id, seq);
             insert
                 .execute(params![
                     id,
@@ -137,8 +146,14 @@ impl ChainHead {
                 ])
                 .db()?;
             self.id = id;
-            self.hash = hex::encode(hash);
+            hex::encode_to_slice(hash, &mut prev)
+                .map_err(|err| StoreError::Backend(format!("cannot hex a hash: {err}")))?;
+            prev_len = prev.len();
             self.dirty = true;
+        }
+        if prev_len > 0 {
+            // Hex digits are ASCII.
+            self.hash = String::from_utf8_lossy(&prev).into_owned();
         }
         Ok(())
     }
@@ -201,10 +216,10 @@ impl PreparedEvent {
     /// [`event_hash`] over the encoded event: the very bytes `event_hash` hashes (a JSON
     /// array in serde_json's compact form), without building and encoding a JSON tree again.
     /// The test `prepared_hashes_equal_the_domains` holds the two equal.
-    fn hash(&self, prev_hash: &str, id: i64, case_id: i64, seq: i64) -> [u8; 32] {
+    fn hash(&self, prev_hash: &[u8], id: i64, case_id: i64, seq: i64) -> [u8; 32] {
         let mut n = itoa::Buffer::new();
         let mut h = Sha256::new();
-        h.update(prev_hash.as_bytes());
+        h.update(prev_hash);
         h.update(b"\n[");
         h.update(n.format(id).as_bytes());
         h.update(b",");
@@ -414,7 +429,9 @@ mod tests {
         };
         let prev = "ab".repeat(32);
         let want = event_hash(&prev, 7, 3, 2, &e.action, &e.actor, at, &details);
-        let got = PreparedEvent::new(e).unwrap().hash(&prev, 7, 3, 2);
+        let got = PreparedEvent::new(e)
+            .unwrap()
+            .hash(prev.as_bytes(), 7, 3, 2);
         assert_eq!(hex::encode(got), want);
     }
 }

@@ -16,9 +16,17 @@ fn batch(w: &World, seqs: std::ops::Range<u64>) -> Vec<ImportCase> {
         let d = w.report("历史事件", GRID_A1, &Actor::Resident, t0());
         let mut case = d.case;
         case.number = format_number(day, seq);
+        // Some cases with several events, chained one after the other.
+        let mut events = d.events;
+        for _ in 0..seq % 3 {
+            let mut more = events[0].clone();
+            more.action = "note".into();
+            more.details = serde_json::json!({"seq": seq, "text": "又一条记录"});
+            events.push(more);
+        }
         ImportCase {
             case,
-            events: d.events,
+            events,
             measures: d.measures,
         }
     })
