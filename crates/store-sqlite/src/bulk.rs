@@ -33,6 +33,8 @@ const DEFERRABLE: &[&str] = &[
     "cases_open_newest",
     "cases_open_deadline",
     "cases_open_updated",
+    "cases_open_org_keys",
+    "cases_open_area_keys",
     "cases_due_at",
     "cases_source_key",
     "cases_visit_id",

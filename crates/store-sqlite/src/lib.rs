@@ -438,6 +438,13 @@ impl Store for SqliteStore {
         self.readers.run(move |c| rollups::gauges(c, &orgs)).await
     }
 
+    async fn gauge(&self, orgs: &[String], key: &str) -> Result<HashMap<String, i64>> {
+        let (orgs, key) = (orgs.to_vec(), key.to_string());
+        self.readers
+            .run(move |c| rollups::gauge(c, &orgs, &key))
+            .await
+    }
+
     // --- audit --------------------------------------------------------------------------
     async fn verify_chain(&self) -> Result<ChainReport> {
         self.readers.run(chain::verify).await

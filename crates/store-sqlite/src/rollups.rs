@@ -820,8 +820,6 @@ fn read_gauges(
 
 /// One gauge per org, zero for orgs without it: a key lookup per org, where
 /// [`gauges`] reads every gauge of each org (nine a street) to be picked from.
-// For `Store::gauge` of `SqliteStore` (lib.rs), which still takes the trait's default.
-#[allow(dead_code)]
 pub(crate) fn gauge(conn: &Connection, orgs: &[String], key: &str) -> Result<HashMap<String, i64>> {
     GAUGE.get_or_read(conn, &key.to_string(), orgs, |conn| {
         read_gauge(conn, orgs, key)
