@@ -6,12 +6,10 @@
 //! Days are generated in parallel on worker threads (one per core) while the store's writer
 //! writes the previous days, in day order, so that ids follow time as they do in life.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
@@ -62,10 +60,6 @@ pub struct SeedArgs {
     /// Cases per `import_cases` call (one write job each).
     #[arg(long, default_value_t = IMPORT_BATCH)]
     batch: usize,
-    /// `import_cases` calls in flight at once (embedded store only; others take one at a
-    /// time): with 2 the store encodes the next batch while it finishes writing one.
-    #[arg(long, default_value_t = IMPORTS_IN_FLIGHT)]
-    imports_in_flight: usize,
     /// Keep every index while importing, as a live server writes (for comparison); by
     /// default the store builds the indexes it can once at the end.
     #[arg(long)]
@@ -79,13 +73,8 @@ pub struct SeedArgs {
 const IMPORT_BATCH: usize = 16_000;
 /// Generated days waiting to be put in order, per generator thread.
 const QUEUE_PER_THREAD: usize = 2;
-/// Full batches waiting for the importer, beside the ones it is writing.
+/// Full batches waiting for the importer, beside the one it is writing.
 const BATCHES_QUEUED: usize = 1;
-/// `import_cases` calls at once into the embedded store by default. With 2 the next batch
-/// is encoded while the writer finishes one (its measures, its commit); on a machine busy
-/// with other work that gained nothing and cost ~10% more CPU a case, so one at a time
-/// stays the default until it is measured on a quiet machine.
-const IMPORTS_IN_FLIGHT: usize = 1;
 /// Users created concurrently, so that the store's group commit takes many at once.
 const USER_BATCH: usize = 512;
 
@@ -398,44 +387,16 @@ async fn write_cases(
     }
     drop(tx);
 
-    // The importer hands batches to the store in order (ids follow time) while this task
-    // goes on collecting days, so that generating never waits for a write. With
-    // `--imports-in-flight 2` the embedded store takes the next batch while it writes one
-    // and encodes it meanwhile; it queues its write job on the call's first poll, so the
-    // jobs keep the batches' order.
+    // The importer writes batches one after the other (in order: ids follow time) while
+    // this task goes on collecting days, so that generating never waits for a write.
     let total: u64 = days.iter().map(|d| d.1).sum();
-    let in_flight = if args.database_url.is_none() {
-        args.imports_in_flight.max(1)
-    } else {
-        1
-    };
     let (batches, mut to_import) = tokio::sync::mpsc::channel::<Vec<ImportCase>>(BATCHES_QUEUED);
     let importer = tokio::spawn(async move {
         let mut written = Written { cases: 0, open: 0 };
         let started = Instant::now();
         let mut shown = Instant::now();
-        let mut imports = VecDeque::new();
-        loop {
-            let batch = if imports.len() < in_flight {
-                to_import.recv().await
-            } else {
-                None
-            };
-            let Some(batch) = batch else {
-                // The oldest import first: at most `in_flight` at once, and none left at
-                // the end.
-                match imports.pop_front() {
-                    Some(done) => {
-                        let done: tokio::task::JoinHandle<Result<(), String>> = done;
-                        done.await.map_err(|e| format!("an import failed: {e}"))??;
-                        continue;
-                    }
-                    None => break,
-                }
-            };
-            written.cases += batch.len() as u64;
-            written.open += batch.iter().filter(|c| c.case.status.is_open()).count() as u64;
-            imports.push_back(start_import(store.clone(), batch)?);
+        while let Some(batch) = to_import.recv().await {
+            import(store.as_ref(), batch, &mut written).await?;
             if shown.elapsed() >= StdDuration::from_secs(5) {
                 shown = Instant::now();
                 let secs = started.elapsed().as_secs_f64();
@@ -499,19 +460,10 @@ async fn write_cases(
     Ok(written)
 }
 
-/// Starts importing `batch`: the call is polled once here, so that a store that queues its
-/// write on the first poll (the embedded one) has queued it before the next batch's.
-fn start_import(
-    store: Arc<dyn Store>,
-    batch: Vec<ImportCase>,
-) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
-    let mut import =
-        Box::pin(async move { store.import_cases(batch).await.map_err(|e| e.to_string()) });
-    let mut cx = Context::from_waker(Waker::noop());
-    match import.as_mut().poll(&mut cx) {
-        Poll::Ready(r) => r.map(|()| tokio::spawn(async { Ok(()) })),
-        Poll::Pending => Ok(tokio::spawn(import)),
-    }
+async fn import(store: &dyn Store, batch: Vec<ImportCase>, w: &mut Written) -> Result<(), String> {
+    w.cases += batch.len() as u64;
+    w.open += batch.iter().filter(|c| c.case.status.is_open()).count() as u64;
+    store.import_cases(batch).await.map_err(|e| e.to_string())
 }
 
 /// The SQLite files' size (database and WAL); `None` for other stores.
