@@ -106,7 +106,8 @@ pub(crate) fn open_writer(db: &Path) -> Result<Connection> {
     }
     // Checkpoints copy the WAL into the database file and sync it: every 10,000 pages
     // (~40 MB) rather than SQLite's 1,000, so that a hot page (a rollup row, an index leaf)
-    // is written back once per many batches. The WAL file is cut back to 64 MB after each.
+    // is written back once per many batches. The WAL file is cut back to 256 MB after each
+    // (`writer::WAL_RESTART`).
     // (For a database in a file the writer turns these off and checkpoints on a thread of
     // its own instead; see `writer`.)
     conn.execute_batch(
@@ -115,7 +116,7 @@ pub(crate) fn open_writer(db: &Path) -> Result<Connection> {
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -65536;
          PRAGMA wal_autocheckpoint = 10000;
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA journal_size_limit = 268435456;",
     )
     .db()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
