@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use gridloop_domain::measures::Counters;
 use gridloop_store::{IdempotencyRecord, Page, Record, Result, StoreError};
 use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
@@ -239,14 +238,7 @@ fn read_section(
                 read.records.push(Record::Counters {
                     org: org.clone(),
                     day: day(&day_text)?,
-                    counters: Counters {
-                        received: get(r, 2)?,
-                        closed: get(r, 3)?,
-                        closed_on_time: get(r, 4)?,
-                        rework: get(r, 5)?,
-                        rated: get(r, 6)?,
-                        satisfied: get(r, 7)?,
-                    },
+                    counters: crate::rollups::counters_at(r, 2)?,
                 });
                 read.last = Some(serde_json::json!([org, day_text]));
             }

@@ -283,7 +283,7 @@ fn text<'r>(r: &'r rusqlite::Row<'_>, idx: usize) -> Result<&'r str> {
 }
 
 /// The six counters in columns `at..at + 6` of a row.
-fn counters_at(r: &rusqlite::Row<'_>, at: usize) -> Result<Counters> {
+pub(crate) fn counters_at(r: &rusqlite::Row<'_>, at: usize) -> Result<Counters> {
     Ok(Counters {
         received: get(r, at)?,
         closed: get(r, at + 1)?,
