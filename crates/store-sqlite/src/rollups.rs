@@ -31,7 +31,19 @@ pub(crate) struct RollupDelta {
     /// Orgs with counters added without a path ([`RollupDelta::add_day`]): whether they sit
     /// right under a root is asked of the org tree when written.
     without_path: BTreeSet<String>,
+    /// Orgs with counters that a path placed near its root (above [`RUNNING_DEPTH`]): they
+    /// keep running totals.
+    near_root: BTreeSet<String>,
 }
+
+/// Orgs this near a root (the root itself and its children) keep running totals of their
+/// counters (`rollup_running`); the counters of deeper orgs are summed from their days.
+///
+/// A root or its child has counters on nearly every day, and the province's dashboard reads
+/// a thousand children at once: two lookups an org whatever the period. A community, grid or
+/// unit has a few dozen to a few hundred days of counters in all, a short range read, while
+/// keeping their totals cost every new case three more scattered pages (migration 0014).
+const RUNNING_DEPTH: usize = 2;
 
 impl RollupDelta {
     /// Adds a case's delta at its area and every ancestor.
@@ -40,6 +52,10 @@ impl RollupDelta {
             return;
         }
         for (depth, org) in path_codes(area_path).enumerate() {
+            if depth < RUNNING_DEPTH && !delta.counters.is_empty() && !self.near_root.contains(org)
+            {
+                self.near_root.insert(org.to_string());
+            }
             if depth == 1
                 && !delta.counters.is_empty()
                 && !self.under_root.contains_key(org)
@@ -129,7 +145,7 @@ impl RollupDelta {
                     .db()?;
             }
             if derived {
-                write_running(conn, &self.counters)?;
+                self.write_running(conn)?;
                 self.write_by_parent(conn)?;
             }
         }
@@ -153,6 +169,25 @@ impl RollupDelta {
 }
 
 impl RollupDelta {
+    /// Keeps the running totals of the orgs that have them: an org listed in
+    /// `rollup_running_orgs` gains this delta's counters; an org placed near a root for the
+    /// first time (by a path, or by the org tree for rows copied without one) is listed, with
+    /// its totals built from all its days (this delta's among them, already written). Other
+    /// orgs have none.
+    fn write_running(&self, conn: &Connection) -> Result<()> {
+        let mut kept = Vec::with_capacity(self.counters.len());
+        for (org, days) in &self.counters {
+            if keeps_running(conn, org)? {
+                kept.push((org.as_str(), days));
+            } else if self.near_root.contains(org)
+                || (self.without_path.contains(org) && near_root_in_tree(conn, org)?)
+            {
+                start_running(conn, org)?;
+            }
+        }
+        write_running(conn, kept)
+    }
+
     /// Keeps `rollup_running_by_parent` a copy of the running totals of the orgs in
     /// `rollup_siblings`, after [`write_running`] has written this delta's.
     ///
@@ -216,6 +251,55 @@ impl RollupDelta {
         }
         Ok(())
     }
+}
+
+/// Whether `org`'s running totals are kept (`rollup_running_orgs`).
+fn keeps_running(conn: &Connection, org: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM rollup_running_orgs WHERE org = ?1")
+        .db()?
+        .exists([org])
+        .db()
+}
+
+/// Whether the org tree has `org` as a root or a root's child.
+fn near_root_in_tree(conn: &Connection, org: &str) -> Result<bool> {
+    let near: Option<bool> = conn
+        .prepare_cached(
+            "SELECT o.parent IS NULL OR EXISTS (
+                 SELECT 1 FROM orgs AS p WHERE p.code = o.parent AND p.parent IS NULL)
+             FROM orgs AS o WHERE o.code = ?1",
+        )
+        .db()?
+        .query_row([org], |r| r.get(0))
+        .optional()
+        .db()?;
+    Ok(near.unwrap_or(false))
+}
+
+/// Lists `org` among those with running totals, built from all its days.
+fn start_running(conn: &Connection, org: &str) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO rollup_running_orgs (org) VALUES (?1)")
+        .db()?
+        .execute([org])
+        .db()?;
+    conn.prepare_cached("DELETE FROM rollup_running WHERE org = ?1")
+        .db()?
+        .execute([org])
+        .db()?;
+    // `OR IGNORE`: no row conflicts (just deleted); it spares the statement journal.
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO rollup_running
+             (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+         SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
+                sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
+                sum(satisfied) OVER w
+         FROM rollup_counters WHERE org = ?1
+         WINDOW w AS (ORDER BY day ROWS UNBOUNDED PRECEDING)",
+    )
+    .db()?
+    .execute([org])
+    .db()?;
+    Ok(())
 }
 
 /// The root above `org` when `org` is a child of a root in the org tree.
@@ -308,9 +392,9 @@ pub(crate) fn counters_at(r: &rusqlite::Row<'_>, at: usize) -> Result<Counters> 
 /// pages: it made bulk imports 28× slower) if a constraint could abort them midway; `OR
 /// IGNORE` and `OR FAIL` say that none does (the insert skips an existing row, as it should;
 /// no value written is ever NULL).
-fn write_running(
+fn write_running<'a>(
     conn: &Connection,
-    counters: &BTreeMap<String, BTreeMap<NaiveDate, Counters>>,
+    counters: impl IntoIterator<Item = (&'a str, &'a BTreeMap<NaiveDate, Counters>)>,
 ) -> Result<()> {
     let mut insert = conn
         .prepare_cached(
@@ -502,8 +586,9 @@ pub(crate) fn counters(
     })
 }
 
-/// Per org, the running total at or before `to` minus the one before `from`: two key
-/// lookups, whatever the period's length. A statement per lookup, because finding the day
+/// Per org with running totals, the running total at or before `to` minus the one before
+/// `from`: two key lookups, whatever the period's length (the others sum the period's days,
+/// see [`RUNNING_DEPTH`]). A statement per lookup, because finding the day
 /// first and then its row (as one statement for all the orgs must) descends the B-tree
 /// twice as often. Orgs laid out side by side under a parent (a province's streets) are
 /// read first from two range reads of `rollup_running_by_parent` instead ([`Siblings`]);
@@ -547,7 +632,26 @@ fn read_counters(
              ORDER BY day DESC LIMIT 1"
         ))
         .db()?;
+    let mut days = conn
+        .prepare_cached(&format!(
+            "SELECT {}
+             FROM rollup_counters WHERE org = ?1 AND day >= ?2 AND day <= ?3",
+            "coalesce(sum(received), 0), coalesce(sum(closed), 0),
+             coalesce(sum(closed_on_time), 0), coalesce(sum(rework), 0),
+             coalesce(sum(rated), 0), coalesce(sum(satisfied), 0)"
+        ))
+        .db()?;
     for (i, org) in orgs.iter().enumerate() {
+        if at_to[i].is_none() && !keeps_running(conn, org)? {
+            // An org without running totals has few days: the period's are summed.
+            let mut rows = days.query(params![org, &from, &to]).db()?;
+            let c = match rows.next().db()? {
+                Some(r) => counters_at(r, 0)?,
+                None => Counters::default(),
+            };
+            out.insert(org.clone(), c);
+            continue;
+        }
         let t = match at_to[i] {
             Some(t) => t,
             None => {
@@ -714,16 +818,24 @@ pub(crate) fn rebuild_running_if_missing(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// The totals are built for the orgs listed as keeping them, and the roots of the org tree
+/// and their children, listed first (only here, where all their rows are built too).
 fn fill_running_if_missing(conn: &Connection) -> Result<bool> {
     rebuild_from_days(
         conn,
         "rollup_running",
-        "INSERT INTO rollup_running
+        "INSERT OR IGNORE INTO rollup_running_orgs (org)
+         SELECT code FROM orgs WHERE parent IS NULL
+         UNION
+         SELECT o.code FROM orgs AS o JOIN orgs AS p ON p.code = o.parent
+         WHERE p.parent IS NULL;
+         INSERT INTO rollup_running
              (org, day, received, closed, closed_on_time, rework, rated, satisfied)
          SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
                 sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
                 sum(satisfied) OVER w
          FROM rollup_counters
+         WHERE org IN (SELECT org FROM rollup_running_orgs)
          WINDOW w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING)",
     )
 }
@@ -1205,5 +1317,148 @@ mod tests {
             }
         }
         assert_eq!(gauge(&conn, &orgs, "reported").unwrap()["330002"], 3);
+    }
+
+    /// Counters of one day at `path`, as a case's write adds them.
+    fn write_at(conn: &Connection, path: &str, day: &str, received: i64, closed: i64) {
+        let mut delta = RollupDelta::default();
+        let c = Counters {
+            received,
+            closed,
+            ..Counters::default()
+        };
+        let m = MeasureDelta {
+            counters: vec![(d(day), c)],
+            gauges: vec![],
+        };
+        delta.add(path, &m);
+        delta.write(conn).unwrap();
+    }
+
+    fn day_sums(conn: &Connection, org: &str, from: &str, to: &str) -> Counters {
+        conn.query_row(
+            "SELECT coalesce(sum(received), 0), coalesce(sum(closed), 0),
+                    coalesce(sum(closed_on_time), 0), coalesce(sum(rework), 0),
+                    coalesce(sum(rated), 0), coalesce(sum(satisfied), 0)
+             FROM rollup_counters WHERE org = ?1 AND day >= ?2 AND day <= ?3",
+            params![org, from, to],
+            |r| counters_at(r, 0).map_err(|_| rusqlite::Error::InvalidQuery),
+        )
+        .unwrap()
+    }
+
+    fn running_orgs(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT org FROM rollup_running ORDER BY org")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Only orgs near a root keep running totals; deeper ones are read from their days. An
+    /// org that a later path places near a root gets totals built from all its days,
+    /// including those written while it was deeper.
+    #[test]
+    fn only_orgs_near_a_root_keep_running_totals() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let deep = "/330000/330001/330001001/33000100101/";
+        write_at(&conn, deep, "2025-01-03", 2, 0);
+        write_at(&conn, deep, "2025-01-09", 1, 1);
+        assert_eq!(running_orgs(&conn), ["330000", "330001"]);
+        // 330001001 moves right under the root: its earlier days count in its totals.
+        write_at(&conn, "/330000/330001001/", "2025-01-05", 4, 2);
+        write_at(&conn, "/330000/330001001/", "2025-01-12", 1, 0);
+        assert_eq!(running_orgs(&conn), ["330000", "330001", "330001001"]);
+        let orgs: Vec<String> = ["330000", "330001", "330001001", "33000100101", "339999"]
+            .map(String::from)
+            .to_vec();
+        for (from, to) in [
+            ("2025-01-01", "2025-01-31"),
+            ("2025-01-04", "2025-01-09"),
+            ("2025-01-06", "2025-01-08"),
+            ("2025-01-10", "2025-02-01"),
+            ("2024-12-01", "2025-01-03"),
+        ] {
+            let got = counters(&conn, &orgs, d(from), d(to)).unwrap();
+            for org in &orgs {
+                assert_eq!(
+                    got[org],
+                    day_sums(&conn, org, from, to),
+                    "{org} {from}..={to}"
+                );
+            }
+        }
+        let got = counters(&conn, &orgs, d("2025-01-01"), d("2025-01-31")).unwrap();
+        assert_eq!(got["330001001"].received, 8);
+        assert_eq!(got["33000100101"].received, 3);
+    }
+
+    /// Migration 0014 keeps the running totals of the orgs near a root (of the tree, or laid
+    /// out under one) and drops the others', and the reads still equal the days' sums;
+    /// run again, it drops nothing more and lists no org whose rows it dropped.
+    #[test]
+    fn the_migration_keeps_the_totals_near_roots() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for (code, parent, path) in [
+            ("330000", None, "/330000/"),
+            ("330001", Some("330000"), "/330000/330001/"),
+            ("330001001", Some("330001"), "/330000/330001/330001001/"),
+        ] {
+            conn.execute(
+                "INSERT INTO orgs (code, name, level, parent, path) VALUES (?1, ?1, 'street', ?2, ?3)",
+                params![code, parent, path],
+            )
+            .unwrap();
+        }
+        let deep = "/330000/330001/330001001/33000100101/";
+        for (i, day) in ["2025-03-01", "2025-03-04", "2025-04-02"]
+            .iter()
+            .enumerate()
+        {
+            write_at(&conn, deep, day, 1 + i as i64, i as i64);
+        }
+        // The store before the migration: every org with counters had its totals.
+        conn.execute_batch(
+            "DELETE FROM rollup_running; DELETE FROM rollup_running_orgs;
+             INSERT INTO rollup_running
+                 (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+             SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
+                    sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
+                    sum(satisfied) OVER w
+             FROM rollup_counters
+             WINDOW w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING);",
+        )
+        .unwrap();
+        assert_eq!(running_orgs(&conn).len(), 4);
+        let migration =
+            include_str!("../../../migrations/sqlite/0014_running_totals_near_roots.sql");
+        conn.execute_batch(migration).unwrap();
+        assert_eq!(running_orgs(&conn), ["330000", "330001"]);
+        // Now 330001001 is placed under the root by the tree; a second run must not list it
+        // without its rows.
+        conn.execute(
+            "UPDATE orgs SET parent = '330000', path = '/330000/330001001/' WHERE code = '330001001'",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch(migration).unwrap();
+        assert_eq!(running_orgs(&conn), ["330000", "330001"]);
+        let orgs: Vec<String> = ["330000", "330001", "330001001", "33000100101"]
+            .map(String::from)
+            .to_vec();
+        for (from, to) in [("2025-03-01", "2025-03-31"), ("2025-03-02", "2025-04-30")] {
+            let got = counters(&conn, &orgs, d(from), d(to)).unwrap();
+            for org in &orgs {
+                assert_eq!(
+                    got[org],
+                    day_sums(&conn, org, from, to),
+                    "{org} {from}..={to}"
+                );
+            }
+        }
     }
 }

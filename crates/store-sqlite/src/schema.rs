@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0013_rollup_gauges_without_rowid",
         include_str!("../../../migrations/sqlite/0013_rollup_gauges_without_rowid.sql"),
     ),
+    (
+        14,
+        "0014_running_totals_near_roots",
+        include_str!("../../../migrations/sqlite/0014_running_totals_near_roots.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
