@@ -14,7 +14,9 @@
 //! rows says that the page would take more than a bounded number of rows ([`WALK_BUDGET`]).
 //! Only then does it collect the rest of the subtree from the `(status, path)` indexes
 //! (index entries only) and sort just those. Dense subtrees never reach the second step,
-//! sparse ones pay a short probe for it.
+//! sparse ones pay a short probe for it. Those indexes are partial, one pair over open
+//! cases and one over closed ones (so that a new case inserts into two path indexes, not
+//! four): a subtree of both is collected in two parts ([`subtree_ids`]).
 //!
 //! Lists of open cases only (work queues) walk partial indexes that hold nothing but open
 //! cases, so they do not wade through the closed history first.
@@ -46,6 +48,11 @@ const WALK_BUDGET: usize = 8192;
 /// The statuses of open cases, exactly as the partial indexes `cases_open_*` spell their
 /// condition: a query must repeat it verbatim for SQLite to use them.
 const OPEN: &str = "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
+
+/// The final statuses (every status not open), exactly as the partial path indexes of
+/// closed cases `cases_status_org_path` and `cases_status_area_path` (migration 0015) spell
+/// their condition: a query must repeat it verbatim for SQLite to use them.
+const CLOSED: &str = "status IN ('closed', 'rejected', 'merged')";
 
 /// The deadline sort key as stored in the generated column `deadline_key`, and the same
 /// computed from `deadline` and the id: SQLite reads the table row for a virtual column
@@ -394,9 +401,7 @@ fn driver(f: &CaseFilter) -> Option<Sql> {
         Some(st) => s.push(" AND ").append(&st),
         None => s,
     };
-    let range = |col: &str, path: &str| {
-        with_status(Sql::new("SELECT id FROM cases WHERE ").append(&subtree(col, path)))
-    };
+    let range = |col: &str, path: &str| subtree_ids(col, path, statuses);
     // An explicit org or area filter is ANDed with everything, so it alone bounds the set
     // and is usually narrower than the caller's whole jurisdiction.
     if let Some(p) = &f.org_path {
@@ -419,6 +424,43 @@ fn driver(f: &CaseFilter) -> Option<Sql> {
     }
     // A period: a range of `cases_created`.
     created_range(f).map(|r| Sql::new("SELECT id FROM cases WHERE ").append(&r))
+}
+
+/// The ids of the cases with one of `statuses` in the subtree at `path` of `col`, from the
+/// path indexes' entries alone. Those of open cases are the keys of open cases
+/// (`cases_open_org_keys`, `cases_open_area_keys`), those of closed cases `(status, path)`
+/// over the final statuses (`cases_status_org_path`, `cases_status_area_path`, migration
+/// 0015), so a subtree of both is one part per index, joined by UNION ALL. Each part
+/// repeats its index's condition verbatim, or SQLite would not use it, and names the
+/// statuses asked for only when they are fewer than the part's: the index's own list is
+/// then one seek per status.
+fn subtree_ids(col: &str, path: &str, statuses: &[Status]) -> Sql {
+    let mut out: Option<Sql> = None;
+    for (condition, open) in [(OPEN, true), (CLOSED, false)] {
+        let asked: Vec<Status> = statuses
+            .iter()
+            .copied()
+            .filter(|s| s.is_open() == open)
+            .collect();
+        if asked.is_empty() {
+            continue;
+        }
+        let mut part = Sql::new(&format!("SELECT id FROM cases WHERE {condition} AND "))
+            .append(&subtree(col, path));
+        let every = Status::ALL
+            .iter()
+            .filter(|s| s.is_open() == open)
+            .all(|s| asked.contains(s));
+        if !every && let Some(st) = status_in(&asked) {
+            part = part.push(" AND ").append(&st);
+        }
+        out = Some(match out {
+            Some(q) => q.push(" UNION ALL ").append(&part),
+            None => part,
+        });
+    }
+    // No statuses at all is no case; callers ask for every status rather than none.
+    out.unwrap_or_else(|| Sql::new("SELECT id FROM cases WHERE 0"))
 }
 
 /// `created_from <= created_at < created_to`, either bound optional.
@@ -875,7 +917,55 @@ mod tests {
                 statuses: vec![Status::Reported, Status::Accepted],
                 ..CaseFilter::default()
             },
+            // Closed only, mixed and every status, by org, area and jurisdiction: a part per
+            // index (open keys, closed paths).
+            CaseFilter {
+                org_path: Some("/1/2/3/".into()),
+                statuses: vec![Status::Closed],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                area_path: Some("/1/2/3/".into()),
+                statuses: vec![Status::Closed, Status::Rejected, Status::Merged],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                org_path: Some("/1/2/".into()),
+                statuses: vec![Status::Reported, Status::Closed],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                area_path: Some("/1/2/3/".into()),
+                statuses: vec![Status::Merged, Status::Accepted],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                org_path: Some("/1/2/".into()),
+                overdue: Some(false),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                statuses: vec![Status::Rejected],
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                statuses: Status::ALL
+                    .iter()
+                    .copied()
+                    .filter(|s| s.is_open())
+                    .collect(),
+                ..CaseFilter::default()
+            },
+            CaseFilter {
+                visible_to: vis.clone(),
+                statuses: vec![Status::InProgress, Status::Closed, Status::Merged],
+                ..CaseFilter::default()
+            },
         ];
+        let mut parts_checked = [0; 2];
         for f in &filters {
             for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
                 let conds = Sql::join(&conditions(f), " AND ", "1");
@@ -942,23 +1032,95 @@ mod tests {
                             p.starts_with("SEARCH cases USING INTEGER PRIMARY KEY (rowid=?)"),
                             "{ctx}: {p}"
                         );
-                        let driver_index = if f.within.is_some() {
-                            "COVERING INDEX cases_lat_lng ("
-                        } else if f.org_path.is_some()
-                            || f.area_path.is_some()
-                            || f.visible_to.is_some()
-                        {
-                            "COVERING INDEX cases_status_"
-                        } else {
-                            "COVERING INDEX cases_created ("
-                        };
-                        assert!(p.contains(driver_index), "{ctx}: {p}");
+                        let parts = driver_parts(f);
+                        for part in &parts {
+                            assert!(p.contains(part), "{ctx}: {part} in {p}");
+                        }
                         // Only the list of categories, if any, is scanned.
                         assert!(!p.contains("SCAN cases"), "{ctx}: {p}");
+                        // The id set alone (as counted): one search per part, each on its
+                        // index, in order.
+                        let p = plan(&conn, &ids);
+                        let searches: Vec<&str> = p
+                            .split(" | ")
+                            .filter(|l| l.starts_with("SEARCH") || l.starts_with("SCAN"))
+                            .collect();
+                        assert_eq!(searches.len(), parts.len(), "{ctx}: {p}");
+                        for (search, part) in searches.iter().zip(&parts) {
+                            assert!(search.starts_with("SEARCH cases USING"), "{ctx}: {p}");
+                            assert!(search.contains(part), "{ctx}: {part} in {p}");
+                            if part.contains("cases_open_") {
+                                parts_checked[0] += 1;
+                            } else if part.contains("cases_status_") {
+                                parts_checked[1] += 1;
+                            }
+                        }
                     }
                 }
             }
         }
+        // Both kinds of part were seen, for org, area and jurisdiction lists alike.
+        assert!(parts_checked.iter().all(|&n| n > 50), "{parts_checked:?}");
+    }
+
+    /// What the id set of a sparse list searches, part by part: the box, a subtree's open
+    /// keys and closed paths (by org, area, or both and the caller's own cases for a
+    /// jurisdiction), or the period.
+    fn driver_parts(f: &CaseFilter) -> Vec<String> {
+        if f.within.is_some() {
+            return vec!["COVERING INDEX cases_lat_lng (".into()];
+        }
+        let cols: &[&str] = match (&f.org_path, &f.area_path, &f.visible_to) {
+            (Some(_), _, _) => &["org"],
+            (None, Some(_), _) => &["area"],
+            (None, None, Some(_)) => &["org", "area"],
+            (None, None, None) => return vec!["COVERING INDEX cases_created (".into()],
+        };
+        let statuses = if f.statuses.is_empty() {
+            Status::ALL
+        } else {
+            &f.statuses[..]
+        };
+        let mut out = Vec::new();
+        for col in cols {
+            let range = format!("(status=? AND {col}_path>? AND {col}_path<?)");
+            if statuses.iter().any(|s| s.is_open()) {
+                out.push(format!("COVERING INDEX cases_open_{col}_keys {range}"));
+            }
+            if statuses.iter().any(|s| !s.is_open()) {
+                out.push(format!("COVERING INDEX cases_status_{col}_path {range}"));
+            }
+        }
+        if f.org_path.is_none() && f.area_path.is_none() {
+            out.push("INDEX cases_created_by (created_by=?)".into());
+        }
+        out
+    }
+
+    /// The partial indexes of subtrees, spelt as the statements that must use them repeat
+    /// their conditions, and between them every status once.
+    #[test]
+    fn subtree_indexes_split_the_statuses() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let sql = |name: &str| -> String {
+            conn.query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        for col in ["org", "area"] {
+            assert!(sql(&format!("cases_open_{col}_keys")).ends_with(&format!("WHERE {OPEN}")));
+            assert!(sql(&format!("cases_status_{col}_path")).ends_with(&format!("WHERE {CLOSED}")));
+        }
+        let closed: Vec<String> = Status::ALL
+            .iter()
+            .filter(|s| !s.is_open())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(CLOSED, format!("status IN ({})", closed.join(", ")));
     }
 
     #[test]
@@ -992,9 +1154,98 @@ mod tests {
         assert_eq!(OPEN, format!("status IN ({})", open.join(", ")));
     }
 
+    /// Ends a share of the contract's cases (which it leaves open) in each final status, as
+    /// history does, and returns every case as stored: lists of closed and of mixed statuses
+    /// then collect from both kinds of path index.
+    async fn finish_some(store: &crate::SqliteStore, n: i64) -> Vec<Case> {
+        use gridloop_domain::calendar::Calendar;
+        use gridloop_domain::case::Decision;
+        use gridloop_store::Store;
+
+        for id in 1..=n {
+            let status = match id % 10 {
+                0 | 3 | 7 => Status::Closed,
+                5 => Status::Rejected,
+                8 => Status::Merged,
+                _ => continue,
+            };
+            store
+                .update_case(
+                    id,
+                    None,
+                    Box::new(move |case| {
+                        let mut done = case.clone();
+                        done.status = status;
+                        done.overdue = false;
+                        done.version += 1;
+                        done.updated_at = case.updated_at + chrono::Duration::minutes(id % 17);
+                        Ok(Decision::new(
+                            Some(case),
+                            done,
+                            Vec::new(),
+                            &Calendar::default(),
+                        ))
+                    }),
+                )
+                .await
+                .unwrap();
+        }
+        let mut all = Vec::new();
+        for id in 1..=n {
+            all.push(store.case(id).await.unwrap().unwrap());
+        }
+        all
+    }
+
+    /// Lists of closed cases only and of open and closed ones, by org, area and jurisdiction,
+    /// on top of the contract's matrix.
+    fn closed_and_mixed_filters() -> Vec<CaseFilter> {
+        let vis = |path: &str| {
+            Some(Visibility {
+                path: path.into(),
+                username: "u".into(),
+            })
+        };
+        let mut out = Vec::new();
+        for (org, area, visible_to) in [
+            (None, None, vis("/1/2/")),
+            (None, None, vis("/1/")),
+            (Some("/1/2/4/"), None, None),
+            (Some("/1/"), None, vis("/1/2/")),
+            (None, Some("/1/2/3/"), None),
+            (None, Some("/1/5/"), vis("/1/")),
+        ] {
+            for statuses in [
+                vec![],
+                vec![Status::Closed],
+                vec![Status::Closed, Status::Rejected, Status::Merged],
+                vec![Status::Reported, Status::Closed],
+                vec![
+                    Status::Accepted,
+                    Status::Dispatched,
+                    Status::Merged,
+                    Status::Rejected,
+                ],
+            ] {
+                for overdue in [None, Some(false)] {
+                    out.push(CaseFilter {
+                        visible_to: visible_to.clone(),
+                        org_path: org.map(str::to_string),
+                        area_path: area.map(str::to_string),
+                        statuses: statuses.clone(),
+                        overdue,
+                        ..CaseFilter::default()
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// The contract's list matrix (`gridloop_store_contract::lists`, which every store runs
     /// through `Store::list_cases`, so with the walk's default budget) with the budget at its
-    /// minimum: sparse lists are collected from the path indexes.
+    /// minimum: sparse lists are collected from the path indexes. A share of the cases is
+    /// closed, and lists of closed and of mixed statuses are added.
     #[tokio::test]
     async fn pages_match_a_plain_filter_and_sort() {
         use gridloop_store_contract::lists::{expected, filters, populate};
@@ -1002,9 +1253,11 @@ mod tests {
         let dir = gridloop_store_contract::TempDir::new("sqlite-list-budget");
         let store = crate::SqliteStore::open(dir.path()).unwrap();
         let all = populate(&store).await;
+        let all = finish_some(&store, all.len() as i64).await;
+        assert!(all.iter().any(|c| c.status == Status::Merged));
         let conn = Connection::open(dir.path().join("gridloop.db")).unwrap();
         crate::codec::register_functions(&conn).unwrap();
-        for f in filters() {
+        for f in filters().into_iter().chain(closed_and_mixed_filters()) {
             for sort in [CaseSort::Newest, CaseSort::Deadline, CaseSort::Updated] {
                 let f = CaseFilter { sort, ..f.clone() };
                 let want = expected(&all, &f);
@@ -1029,7 +1282,9 @@ mod tests {
 
         let dir = gridloop_store_contract::TempDir::new("sqlite-list-keyed");
         let store = crate::SqliteStore::open(dir.path()).unwrap();
-        let all = populate(&store).await;
+        populate(&store).await;
+        // Some closed, the rest of the lists' candidates in every subtree.
+        let all = finish_some(&store, 300).await;
         // Some open cases past their deadline, as the sweep leaves them.
         let mut swept = 0;
         for c in &all {
@@ -1081,7 +1336,14 @@ mod tests {
             (None, Some("/1/")),
         ] {
             for visible_to in [None, vis("/1/2/"), vis("/1/5/")] {
-                for statuses in [open.clone(), vec![Status::Reported, Status::Accepted]] {
+                for statuses in [
+                    open.clone(),
+                    vec![Status::Reported, Status::Accepted],
+                    // Not keyed: collected from both kinds of path index.
+                    vec![Status::Closed],
+                    vec![Status::Reported, Status::Closed, Status::Merged],
+                    vec![],
+                ] {
                     for o in [None, Some(true), Some(false)] {
                         filters.push(CaseFilter {
                             visible_to: visible_to.clone(),
@@ -1167,6 +1429,37 @@ mod tests {
             .unwrap();
         assert!(docs.get_status(StatementStatus::Run) >= 3);
         assert_eq!(docs.get_status(StatementStatus::RePrepare), 0);
+
+        // Nor does a subtree of open and closed statuses: as many bound statuses in a part
+        // as the other part's index lists (three) must not make its plan depend on them.
+        for statuses in [
+            vec![Status::Reported, Status::Accepted, Status::Dispatched],
+            vec![Status::Accepted, Status::InProgress, Status::Replied],
+        ] {
+            let f = CaseFilter {
+                org_path: Some("/1/2/".into()),
+                statuses: [statuses, vec![Status::Closed, Status::Rejected]].concat(),
+                ..f.clone()
+            };
+            let Plan::Adaptive(ids, None) = choose(&f) else {
+                panic!("a list of mixed statuses is not keyed")
+            };
+            for _ in 0..3 {
+                list_with_budget(&conn, &f, 0).unwrap();
+            }
+            let count = Sql::new("SELECT count(*) FROM (")
+                .append(&ids)
+                .push(&limit_clause(51 * WALK_PROBE))
+                .push(")");
+            let stmt = conn.prepare_cached(&count.text).unwrap();
+            assert!(stmt.get_status(StatementStatus::Run) >= 3, "{}", count.text);
+            assert_eq!(
+                stmt.get_status(StatementStatus::RePrepare),
+                0,
+                "{}",
+                count.text
+            );
+        }
     }
 
     fn paged(conn: &Connection, f: &CaseFilter, limit: u32, budget: usize) -> Vec<i64> {

@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0014_running_totals_near_roots",
         include_str!("../../../migrations/sqlite/0014_running_totals_near_roots.sql"),
     ),
+    (
+        15,
+        "0015_closed_case_paths",
+        include_str!("../../../migrations/sqlite/0015_closed_case_paths.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
