@@ -119,6 +119,7 @@ macro_rules! contract_tests {
             lists::pages_match_a_plain_filter_and_sort,
             rollups::counters_of_many_orgs_sum_their_days,
             rollups::reads_of_many_orgs_follow_every_write,
+            rollups::gauges_count_the_cases_of_their_subtree,
         );
     };
 }

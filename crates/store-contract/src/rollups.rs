@@ -266,3 +266,106 @@ pub async fn reads_of_many_orgs_follow_every_write(h: &dyn Harness) {
         assert_eq!(g[CITY].get("accepted"), Some(&1));
     }
 }
+
+/// The gauges of every org of the tree equal its subtree's cases by status, and those open
+/// and overdue, through reports, acceptances, rejections, dispatches and the overdue sweep,
+/// however a store keeps them (rollup rows, or counted from the cases when read); one gauge
+/// read alone too.
+pub async fn gauges_count_the_cases_of_their_subtree(h: &dyn Harness) {
+    use gridloop_domain::case::Action;
+    use gridloop_domain::error::DomainError;
+    use std::collections::HashMap;
+
+    let store = open_with_tree(h).await;
+    let w = World::new();
+    let now = t0();
+    let later = now + chrono::Duration::days(40);
+    let areas = [STREET, COMMUNITY_A, GRID_A1, GRID_A2, COMMUNITY_B, GRID_B1];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut cases = Vec::new();
+    for _ in 0..40 {
+        let area = areas[rng.below(areas.len() as u64) as usize];
+        let c = create(&*store, &w, "路灯不亮", area, &Actor::Resident, now).await;
+        let step = rng.below(5);
+        let c = match step {
+            0 => c,
+            1 => {
+                let reject = Action::Reject {
+                    reason: "重复上报".into(),
+                };
+                act(
+                    &*store,
+                    c.id,
+                    reject,
+                    dispatcher(),
+                    Resolved::default(),
+                    now,
+                )
+                .await
+                .unwrap()
+            }
+            _ => {
+                let c = act(
+                    &*store,
+                    c.id,
+                    accept(),
+                    dispatcher(),
+                    Resolved::default(),
+                    now,
+                )
+                .await
+                .unwrap();
+                match step {
+                    2 => c,
+                    3 => store
+                        .update_case(
+                            c.id,
+                            None,
+                            Box::new(move |case| {
+                                let w = World::new();
+                                gridloop_domain::sweep::sweep(case, &w.ctx(later))
+                                    .ok_or_else(|| DomainError::InvalidState("nothing due".into()))
+                            }),
+                        )
+                        .await
+                        .unwrap(),
+                    _ => {
+                        let (dispatch, resolved) = dispatch_to(GRID_A1);
+                        act(&*store, c.id, dispatch, dispatcher(), resolved, now)
+                            .await
+                            .unwrap()
+                    }
+                }
+            }
+        };
+        cases.push(c);
+    }
+    assert!(
+        cases.iter().any(|c| c.overdue),
+        "the sweep made some overdue"
+    );
+    let codes: Vec<String> = tree().into_iter().map(|o| o.code).collect();
+    let gauges = store.gauges(&codes).await.unwrap();
+    for org in tree() {
+        let mut want: HashMap<String, i64> = HashMap::new();
+        for c in cases.iter().filter(|c| c.area_path.starts_with(&org.path)) {
+            *want.entry(c.status.as_str().to_string()).or_default() += 1;
+            if c.overdue && c.status.is_open() {
+                *want.entry("overdue".to_string()).or_default() += 1;
+            }
+        }
+        assert_eq!(gauges[&org.code], want, "{}", org.code);
+        for key in [
+            "reported",
+            "accepted",
+            "dispatched",
+            "rejected",
+            "overdue",
+            "closed",
+        ] {
+            let one = store.gauge(&codes, key).await.unwrap();
+            let n = want.get(key).copied().unwrap_or(0);
+            assert_eq!(one[&org.code], n, "{} {key}", org.code);
+        }
+    }
+}

@@ -246,32 +246,39 @@ fn read_section(
             Ok(read)
         }
         Section::Gauges => {
-            let (after_org, after_key): (String, String) = match after {
+            // By org of the tree: the gauges of orgs near a root are rows, the others' are
+            // counted from their cases (`rollups::gauges`), and a copy carries them all, for a
+            // store that keeps every org's. The key part of the cursor is unused.
+            let (after_org, _): (String, String) = match after {
                 None => (String::new(), String::new()),
                 Some(v) => serde_json::from_value(v.clone()).map_err(|_| bad_cursor())?,
             };
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT org, key, n FROM rollup_gauges WHERE (org, key) > (?1, ?2)
-                     ORDER BY org, key LIMIT ?3",
-                )
+                .prepare_cached("SELECT code FROM orgs WHERE code > ?1 ORDER BY code LIMIT ?2")
                 .db()?;
-            let mut rows = stmt.query(params![after_org, after_key, limit]).db()?;
+            let orgs = collect(stmt.query(params![after_org, limit]).db()?, |r| {
+                get::<String>(r, 0)
+            })?;
             let mut read = SectionRead {
                 records: Vec::new(),
-                last: None,
-                exhausted: true,
+                last: orgs.last().map(|o| serde_json::json!([o, ""])),
+                exhausted: orgs.len() < want,
             };
-            while let Some(r) = rows.next().db()? {
-                let (org, key): (String, String) = (get(r, 0)?, get(r, 1)?);
-                read.last = Some(serde_json::json!([org, key]));
-                read.records.push(Record::Gauge {
-                    org,
-                    key,
-                    n: get(r, 2)?,
-                });
+            let gauges = crate::rollups::read_gauges(conn, &orgs)?;
+            for org in orgs {
+                let mut keys: Vec<(String, i64)> = gauges
+                    .get(&org)
+                    .map(|g| g.iter().map(|(k, n)| (k.clone(), *n)).collect())
+                    .unwrap_or_default();
+                keys.sort();
+                for (key, n) in keys {
+                    read.records.push(Record::Gauge {
+                        org: org.clone(),
+                        key,
+                        n,
+                    });
+                }
             }
-            read.exhausted = read.records.len() < want;
             Ok(read)
         }
         _ => {
@@ -517,12 +524,17 @@ pub(crate) fn import(conn: &Connection, dir: &Path, records: Vec<Record>) -> Res
             )?,
             // Through the rollups' own writer, which keeps the months beside the days.
             Record::Counters { org, day, counters } => days.add_day(&org, day, &counters),
-            Record::Gauge { org, key, n } => exec(
-                conn,
-                "INSERT INTO rollup_gauges (org, key, n) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (org, key) DO UPDATE SET n = n + excluded.n",
-                params![org, key, n],
-            )?,
+            // Only near a root: deeper orgs' gauges are counted from the cases copied.
+            Record::Gauge { org, key, n } => {
+                if crate::rollups::keeps_gauges(conn, &org)? {
+                    exec(
+                        conn,
+                        "INSERT INTO rollup_gauges (org, key, n) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (org, key) DO UPDATE SET n = n + excluded.n",
+                        params![org, key, n],
+                    )?;
+                }
+            }
         }
     }
     days.write(conn)?;

@@ -43,7 +43,11 @@ pub(crate) fn put_orgs(conn: &Connection, orgs: &[Org]) -> Result<()> {
                  parent = excluded.parent, path = excluded.path, boundary = excluded.boundary",
         )
         .db()?;
+    let mut path_of = conn
+        .prepare_cached("SELECT path FROM orgs WHERE code = ?1")
+        .db()?;
     for o in orgs {
+        let before: Option<String> = path_of.query_row([&o.code], |r| r.get(0)).optional().db()?;
         let boundary = o
             .boundary
             .as_ref()
@@ -59,7 +63,11 @@ pub(crate) fn put_orgs(conn: &Connection, orgs: &[Org]) -> Result<()> {
             boundary
         ]);
         match done {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(before) = before.filter(|b| *b != o.path) {
+                    crate::rollups::org_moved(conn, &o.code, &before, &o.path)?;
+                }
+            }
             Err(e) if is_unique_violation(&e) => {
                 return Err(StoreError::Duplicate(format!(
                     "another org already has the path {}",

@@ -47,12 +47,13 @@ const WALK_BUDGET: usize = 8192;
 
 /// The statuses of open cases, exactly as the partial indexes `cases_open_*` spell their
 /// condition: a query must repeat it verbatim for SQLite to use them.
-const OPEN: &str = "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
+pub(crate) const OPEN: &str =
+    "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
 
 /// The final statuses (every status not open), exactly as the partial path indexes of
 /// closed cases `cases_status_org_path` and `cases_status_area_path` (migration 0015) spell
 /// their condition: a query must repeat it verbatim for SQLite to use them.
-const CLOSED: &str = "status IN ('closed', 'rejected', 'merged')";
+pub(crate) const CLOSED: &str = "status IN ('closed', 'rejected', 'merged')";
 
 /// The deadline sort key as stored in the generated column `deadline_key`, and the same
 /// computed from `deadline` and the id: SQLite reads the table row for a virtual column

@@ -37,13 +37,21 @@ pub(crate) struct RollupDelta {
 }
 
 /// Orgs this near a root (the root itself and its children) keep running totals of their
-/// counters (`rollup_running`); the counters of deeper orgs are summed from their days.
+/// counters (`rollup_running`) and gauges (`rollup_gauges`); the counters of deeper orgs are
+/// summed from their days, and their gauges counted from their cases' index entries.
 ///
-/// A root or its child has counters on nearly every day, and the province's dashboard reads
-/// a thousand children at once: two lookups an org whatever the period. A community, grid or
-/// unit has a few dozen to a few hundred days of counters in all, a short range read, while
-/// keeping their totals cost every new case three more scattered pages (migration 0014).
+/// A root or its child has counters on nearly every day and a large share of all cases, and
+/// the province's dashboard reads a thousand children at once: two lookups an org whatever
+/// the period. A community, grid or unit has a few dozen to a few hundred days of counters in
+/// all and a few hundred cases, a short range read of either, while keeping their rollups
+/// cost every new case and every change of status three more scattered pages each
+/// (migrations 0014 and 0016).
 const RUNNING_DEPTH: usize = 2;
+
+/// Whether an org with this path is near a root ([`RUNNING_DEPTH`]).
+fn near_root_path(path: &str) -> bool {
+    path_codes(path).nth(RUNNING_DEPTH).is_none()
+}
 
 impl RollupDelta {
     /// Adds a case's delta at its area and every ancestor.
@@ -72,7 +80,7 @@ impl RollupDelta {
                     days.entry(*day).or_default().add(c);
                 }
             }
-            if !delta.gauges.is_empty() {
+            if !delta.gauges.is_empty() && depth < RUNNING_DEPTH {
                 let keys = match self.gauges.get_mut(org) {
                     Some(keys) => keys,
                     None => self.gauges.entry(org.to_string()).or_default(),
@@ -890,6 +898,98 @@ fn rebuild_from_days(conn: &Connection, table: &str, fill: &str) -> Result<bool>
     Ok(missing)
 }
 
+/// Which of a subtree's cases a count of gauges reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Open,
+    Closed,
+    Both,
+}
+
+/// The gauges of the subtree at `path` counted from its cases' index entries (the keys of
+/// open cases, the paths of closed ones), as the rollups would hold them: cases by status,
+/// and the overdue open ones. No `INDEXED BY`: a bulk import sets those indexes aside for a
+/// while, and reads in the meantime are slow rather than failing (the plans are tested).
+fn count_gauges(conn: &Connection, path: &str, part: Part) -> Result<HashMap<String, i64>> {
+    use crate::list::{CLOSED, OPEN};
+    let end = gridloop_domain::org::subtree_end(path);
+    let mut out = HashMap::new();
+    if part != Part::Closed {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT status, count(*), sum(overdue) FROM cases
+                 WHERE {OPEN} AND area_path >= ?1 AND area_path < ?2 GROUP BY status"
+            ))
+            .db()?;
+        let mut rows = stmt.query(params![path, end]).db()?;
+        let mut overdue = 0;
+        while let Some(r) = rows.next().db()? {
+            out.insert(get::<String>(r, 0)?, get::<i64>(r, 1)?);
+            overdue += get::<i64>(r, 2)?;
+        }
+        if overdue != 0 {
+            out.insert("overdue".to_string(), overdue);
+        }
+    }
+    if part != Part::Open {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT status, count(*) FROM cases
+                 WHERE {CLOSED} AND area_path >= ?1 AND area_path < ?2 GROUP BY status"
+            ))
+            .db()?;
+        let mut rows = stmt.query(params![path, end]).db()?;
+        while let Some(r) = rows.next().db()? {
+            out.insert(get::<String>(r, 0)?, get::<i64>(r, 1)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The paths of those of `orgs` that are deeper than [`RUNNING_DEPTH`] in the org tree, by
+/// position in `orgs`: their gauges are counted, not kept. Orgs not in the tree have none.
+fn deep_paths(conn: &Connection, orgs: &[String]) -> Result<Vec<Option<String>>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT path FROM orgs WHERE code = ?1")
+        .db()?;
+    let mut out = Vec::with_capacity(orgs.len());
+    for org in orgs {
+        let path: Option<String> = stmt.query_row([org], |r| r.get(0)).optional().db()?;
+        out.push(path.filter(|p| !near_root_path(p)));
+    }
+    Ok(out)
+}
+
+/// Whether `org` keeps its gauges as rows: an org near a root in the tree.
+pub(crate) fn keeps_gauges(conn: &Connection, org: &str) -> Result<bool> {
+    Ok(deep_paths(conn, &[org.to_string()])?[0].is_none())
+}
+
+/// Keeps an org's gauges right when the tree moves it from below the orgs near a root to
+/// among them (its rows counted from the cases of its subtree, as they were read until
+/// now), or back (its rows dropped). A move that keeps it near a root, or below, leaves
+/// them as they are.
+pub(crate) fn org_moved(conn: &Connection, org: &str, from: &str, to: &str) -> Result<()> {
+    if near_root_path(from) == near_root_path(to) {
+        return Ok(());
+    }
+    conn.prepare_cached("DELETE FROM rollup_gauges WHERE org = ?1")
+        .db()?
+        .execute([org])
+        .db()?;
+    if near_root_path(to) {
+        let mut insert = conn
+            .prepare_cached("INSERT INTO rollup_gauges (org, key, n) VALUES (?1, ?2, ?3)")
+            .db()?;
+        for (key, n) in count_gauges(conn, to, Part::Both)? {
+            if n != 0 {
+                insert.execute(params![org, key, n]).db()?;
+            }
+        }
+    }
+    bump_generation(conn)
+}
+
 /// Gauges per org, zero entries left out.
 pub(crate) fn gauges(
     conn: &Connection,
@@ -898,7 +998,7 @@ pub(crate) fn gauges(
     GAUGES.get_or_read(conn, &(), orgs, |conn| read_gauges(conn, orgs))
 }
 
-fn read_gauges(
+pub(crate) fn read_gauges(
     conn: &Connection,
     orgs: &[String],
 ) -> Result<HashMap<String, HashMap<String, i64>>> {
@@ -924,8 +1024,16 @@ fn read_gauges(
             get::<i64>(r, 2)?,
         ))
     })?;
+    let deep = deep_paths(conn, orgs)?;
     for (org, key, n) in rows {
         out.entry(org).or_default().insert(key, n);
+    }
+    for (org, path) in orgs.iter().zip(deep) {
+        if let Some(path) = path {
+            let mut counted = count_gauges(conn, &path, Part::Both)?;
+            counted.retain(|_, n| *n != 0);
+            out.insert(org.clone(), counted);
+        }
     }
     Ok(out)
 }
@@ -942,12 +1050,19 @@ fn read_gauge(conn: &Connection, orgs: &[String], key: &str) -> Result<HashMap<S
     let mut stmt = conn
         .prepare_cached("SELECT n FROM rollup_gauges WHERE org = ?1 AND key = ?2")
         .db()?;
+    let part = match gridloop_domain::case::Status::parse(key) {
+        Some(s) if !s.is_open() => Part::Closed,
+        _ => Part::Open,
+    };
     let mut out = HashMap::with_capacity(orgs.len());
-    for org in orgs {
-        let n: Option<i64> = stmt
-            .query_row(params![org, key], |r| r.get(0))
-            .optional()
-            .db()?;
+    for (org, path) in orgs.iter().zip(deep_paths(conn, orgs)?) {
+        let n = match path {
+            Some(path) => count_gauges(conn, &path, part)?.get(key).copied(),
+            None => stmt
+                .query_row(params![org, key], |r| r.get(0))
+                .optional()
+                .db()?,
+        };
         out.insert(org.clone(), n.unwrap_or(0));
     }
     Ok(out)
@@ -1459,6 +1574,34 @@ mod tests {
                     "{org} {from}..={to}"
                 );
             }
+        }
+    }
+
+    /// The counts of a deeper org's gauges read index entries only, from the keys of open
+    /// cases and the paths of closed ones.
+    #[test]
+    fn gauges_are_counted_from_index_entries() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        use crate::list::{CLOSED, OPEN};
+        for (columns, cond, index) in [
+            ("count(*), sum(overdue)", OPEN, "COVERING INDEX cases_open_area_keys"),
+            ("count(*)", CLOSED, "COVERING INDEX cases_status_area_path"),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT status, {columns} FROM cases
+                     WHERE {cond} AND area_path >= ?1 AND area_path < ?2 GROUP BY status"
+                ))
+                .unwrap()
+                .query_map(params!["/1/2/3/", "/1/2/30"], |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                plan.iter().any(|p| p.contains(index)) && !plan.iter().any(|p| p.contains("SCAN")),
+                "{plan:?}"
+            );
         }
     }
 }

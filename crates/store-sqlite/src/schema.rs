@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0015_closed_case_paths",
         include_str!("../../../migrations/sqlite/0015_closed_case_paths.sql"),
     ),
+    (
+        16,
+        "0016_gauges_near_roots",
+        include_str!("../../../migrations/sqlite/0016_gauges_near_roots.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
