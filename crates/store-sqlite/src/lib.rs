@@ -42,6 +42,7 @@ mod list;
 mod readers;
 mod rollups;
 mod schema;
+mod search;
 mod sql;
 mod writer;
 

@@ -44,6 +44,9 @@ const WALK_PROBE: usize = 32;
 /// The most rows a walk may read (more for pages larger than this allows at full density).
 /// Reading rows costs a few microseconds each, so a walk stays within tens of milliseconds.
 const WALK_BUDGET: usize = 8192;
+/// A search whose terms are held by fewer cases than this drives its list from them (see
+/// [`with_search`]); more, and the list's other bounds (a subtree) are narrower.
+const SEARCH_DRIVES: usize = 10_000;
 
 /// The statuses of open cases, exactly as the partial indexes `cases_open_*` spell their
 /// condition: a query must repeat it verbatim for SQLite to use them.
@@ -263,6 +266,9 @@ enum Plan {
     /// page from this index-only id set, or from the keys of open cases when they decide
     /// the whole filter.
     Adaptive(Sql, Option<Keyed>),
+    /// Newest first along a search's candidates (these terms, `search.rs`): the index
+    /// yields them by id from the newest down, so the page stops at its last match.
+    SearchedNewest(String),
 }
 
 /// A list of open cases in one subtree (org or area) and otherwise filtered only by status
@@ -381,6 +387,38 @@ fn choose(f: &CaseFilter) -> Plan {
         Some(ids) => Plan::Adaptive(ids, keyed(f)),
         None => Plan::Sorted,
     }
+}
+
+/// The plan with a search's candidates (`search.rs`) as the id set to collect from, when the
+/// request searches by terms and they are held by fewer than `drives` cases
+/// ([`SEARCH_DRIVES`]): a rare word among a province's cases is then a few lookups, where
+/// the walk of the sort order or the caller's subtree read every document. Common words
+/// newest first walk their candidates from the newest down; in another order they keep the
+/// plan (the subtree may be the narrower set).
+fn with_search(conn: &Connection, f: &CaseFilter, plan: Plan, drives: usize) -> Result<Plan> {
+    let Some(terms) =
+        f.q.as_deref()
+            .map(str::trim)
+            .and_then(crate::search::match_query)
+    else {
+        return Ok(plan);
+    };
+    let searched = Sql::new("SELECT rowid AS id FROM cases_search WHERE cases_search MATCH ")
+        .bind(terms.clone());
+    Ok(match plan {
+        Plan::Sorted | Plan::Adaptive(_, None) => {
+            if fewer_than(conn, &searched, drives)? {
+                Plan::Adaptive(searched, None)
+            } else if f.sort == CaseSort::Newest {
+                // Common words: nearly every candidate matches, but the newest cases (or
+                // the caller's subtree) may hold none of them for a long way.
+                Plan::SearchedNewest(terms)
+            } else {
+                plan
+            }
+        }
+        plan => plan,
+    })
 }
 
 /// The index-only id set a sparse list is collected from, if the request has a range
@@ -514,9 +552,16 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     let open = open_only(f);
     let mut sparse = false;
     let mut snapshot: Option<rusqlite::Transaction<'_>> = None;
-    match choose(f) {
+    // A walk without budget (tests reaching every fallback) also takes a search's walk of
+    // the newest candidates whatever their number.
+    let drives = if walk_budget == 0 { 0 } else { SEARCH_DRIVES };
+    match with_search(conn, f, choose(f), drives)? {
         Plan::Sorted => {
             let q = direct_query(f.sort, &from_sorted(f.sort, open), &conds, after, want);
+            fetch(conn, &q, true, &mut rows)?;
+        }
+        Plan::SearchedNewest(terms) => {
+            let q = searched_newest_query(terms, &conds, after, want);
             fetch(conn, &q, true, &mut rows)?;
         }
         Plan::Lookup(hint) => {
@@ -637,6 +682,24 @@ fn direct_query(sort: CaseSort, from: &Sql, conds: &Sql, cursor: Option<Key>, li
         .push(" AND ")
         .append(conds);
     finish_query(q, sort, cursor, limit)
+}
+
+/// Newest first along a search's candidates, from the newest down: ordered by the search
+/// index's own rowid, which it yields in that order (ordered by `cases.id`, SQLite would
+/// sort them all first).
+fn searched_newest_query(terms: String, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
+    let mut q = Sql::new(
+        "SELECT cases.id, cases.id, cases.doc FROM cases_search
+         JOIN cases ON cases.id = cases_search.rowid WHERE cases_search MATCH ",
+    )
+    .bind(terms)
+    .push(" AND ")
+    .append(conds);
+    if let Some(k) = cursor {
+        q = q.push(" AND cases_search.rowid < ").bind(k.id);
+    }
+    q.push(" ORDER BY cases_search.rowid DESC")
+        .push(&limit_clause(limit))
 }
 
 /// The walk of the sort order. The filters are evaluated in the select list, not in the
@@ -990,6 +1053,7 @@ mod tests {
                     p
                 };
                 match choose(f) {
+                    Plan::SearchedNewest(_) => unreachable!("only searches plan this"),
                     Plan::Lookup(hint) => {
                         let from = Sql::new(&format!(" FROM cases {hint} WHERE 1"));
                         let p = plan(&conn, &direct_query(sort, &from, &conds, Some(k), 51));
@@ -1267,6 +1331,79 @@ mod tests {
                     assert_eq!(got, want, "budget 0, limit {limit}, {f:?}");
                 }
             }
+        }
+    }
+
+    /// Searches are collected from the cases holding the query's terms when those are few,
+    /// and give what a plain substring filter gives: words of the title and the number,
+    /// Chinese and ASCII, LIKE's wildcards, one character (no term), within a
+    /// subtree and a status, over any page size.
+    #[tokio::test]
+    async fn searches_match_a_plain_filter_and_sort() {
+        use gridloop_store_contract::lists::{expected, populate};
+
+        let dir = gridloop_store_contract::TempDir::new("sqlite-list-search");
+        let store = crate::SqliteStore::open(dir.path()).unwrap();
+        let all = populate(&store).await;
+        let all = finish_some(&store, all.len() as i64).await;
+        let conn = Connection::open(dir.path().join("gridloop.db")).unwrap();
+        crate::codec::register_functions(&conn).unwrap();
+        let number = all[17].number[4..10].to_string();
+        let mut searched = 0;
+        for q in [
+            "case 29",
+            "ase 2",
+            "50%_",
+            "%_x",
+            "x",
+            "2",
+            &number,
+            "不存在",
+            "",
+        ] {
+            for (org_path, statuses) in [
+                (None, vec![]),
+                (Some("/1/2/"), vec![]),
+                (None, vec![Status::Reported, Status::Accepted]),
+            ] {
+                for sort in [CaseSort::Newest, CaseSort::Deadline] {
+                    let f = CaseFilter {
+                        q: Some(q.to_string()),
+                        org_path: org_path.map(str::to_string),
+                        statuses: statuses.clone(),
+                        sort,
+                        ..CaseFilter::default()
+                    };
+                    if matches!(with_search(&conn, &f, choose(&f), SEARCH_DRIVES).unwrap(), Plan::Adaptive(ref ids, None) if ids.text.contains("cases_search"))
+                    {
+                        searched += 1;
+                    }
+                    let want = expected(&all, &f);
+                    for limit in [3, 200] {
+                        for budget in [0, WALK_BUDGET] {
+                            let got = paged(&conn, &f, limit, budget);
+                            assert_eq!(got, want, "limit {limit}, budget {budget}, {f:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(searched >= 30, "{searched}");
+        // Common words newest first: the candidates in the index's order, no sort.
+        for (q, cursor) in [("case 1", None), ("ase", Some(Key { id: 90, value: 90 }))] {
+            let f = CaseFilter {
+                q: Some(q.into()),
+                visible_to: Some(Visibility {
+                    path: "/1/2/".into(),
+                    username: "u".into(),
+                }),
+                ..CaseFilter::default()
+            };
+            let conds = Sql::join(&conditions(&f), " AND ", "1");
+            let terms = crate::search::match_query(q).unwrap();
+            let p = plan(&conn, &searched_newest_query(terms, &conds, cursor, 51));
+            assert!(p.starts_with("SCAN cases_search VIRTUAL TABLE"), "{p}");
+            assert!(!p.contains("TEMP B-TREE"), "{p}");
         }
     }
 

@@ -95,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0016_gauges_near_roots",
         include_str!("../../../migrations/sqlite/0016_gauges_near_roots.sql"),
     ),
+    (
+        17,
+        "0017_case_search",
+        include_str!("../../../migrations/sqlite/0017_case_search.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
@@ -136,6 +141,7 @@ pub(crate) fn open_writer(db: &Path) -> Result<Connection> {
     .db()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     crate::codec::register_functions(&conn).db()?;
+    crate::search::register(&conn)?;
     Ok(conn)
 }
 
@@ -157,11 +163,16 @@ pub(crate) fn open_reader(db: &Path) -> Result<Connection> {
     .db()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     crate::codec::register_functions(&conn).db()?;
+    crate::search::register(&conn)?;
     Ok(conn)
 }
 
 /// Applies the pending migrations. Returns the schema version now in effect.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
+    // Migrations and triggers call the store's SQL functions; a connection opened elsewhere
+    // (a test's) has them from here on.
+    crate::codec::register_functions(conn).db()?;
+    crate::search::register(conn)?;
     // IMMEDIATE: two processes opening a new database at once must not both migrate it.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)

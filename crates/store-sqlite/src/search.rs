@@ -1,0 +1,178 @@
+//! Text search (`q`) by index: every case's number, title and description as a set of terms
+//! in `cases_search` (migration 0017), so that a search among millions of cases reads the
+//! few that can match instead of every document.
+//!
+//! A term is a pair of adjacent letters or digits (a bigram, as CJK search engines index
+//! Chinese, which has no spaces between words): `路灯不亮` holds `路灯 灯不 不亮`; a run of
+//! digits also holds its runs of four (`0413`), which find a number. Any text
+//! that contains the query contains every pair of the query, so the cases holding all the
+//! query's pairs are a superset of the matches, and the list's substring condition (LIKE,
+//! `list.rs`) then decides exactly as before. A query without a pair (one character, or
+//! only punctuation) has no terms and reads the documents as it always did.
+//!
+//! Letters are folded to lower case for ASCII only, as LIKE does (and as FTS5's `ascii`
+//! tokenizer, which keeps every non-ASCII character as part of a term).
+
+use gridloop_store::{Result, StoreError};
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
+
+use crate::codec::{self, Kind};
+
+/// Appends the terms of `text` to `out`, separated by spaces: pairs of adjacent letters or
+/// digits, and runs of four ASCII digits as well, since pairs of digits are too common to
+/// find a number by (every case number holds most of them).
+fn push_terms(text: &str, out: &mut String) {
+    let mut prev: Option<char> = None;
+    // The last ASCII digits in a row, at most four.
+    let mut digits: Vec<char> = Vec::with_capacity(4);
+    let push = |term: &[char], out: &mut String| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(term);
+    };
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        if !c.is_alphanumeric() {
+            prev = None;
+            digits.clear();
+            continue;
+        }
+        if let Some(p) = prev {
+            push(&[p, c], out);
+        }
+        prev = Some(c);
+        if c.is_ascii_digit() {
+            if digits.len() == 4 {
+                digits.remove(0);
+            }
+            digits.push(c);
+            if digits.len() == 4 {
+                push(&digits, out);
+            }
+        } else {
+            digits.clear();
+        }
+    }
+}
+
+/// The terms of a case's searchable texts.
+pub(crate) fn terms(texts: &[&str]) -> String {
+    let mut out = String::new();
+    for t in texts {
+        push_terms(t, &mut out);
+    }
+    out
+}
+
+/// The FTS5 query for the cases that may contain `q`: all of its terms, each quoted (terms
+/// hold letters and digits only). `None` when `q` has no term.
+pub(crate) fn match_query(q: &str) -> Option<String> {
+    let mut all = String::new();
+    push_terms(q, &mut all);
+    let mut seen: Vec<&str> = all.split(' ').filter(|t| !t.is_empty()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    // Pairs of digits within a run of four add nothing to it, and each is held by nearly
+    // every case (the numbers): reading their lists made a number's search slow.
+    let runs: Vec<&str> = seen
+        .iter()
+        .copied()
+        .filter(|t| t.len() == 4 && is_digits(t))
+        .collect();
+    seen.retain(|t| !(t.len() == 2 && is_digits(t) && runs.iter().any(|r| r.contains(t))));
+    if seen.is_empty() {
+        return None;
+    }
+    let quoted: Vec<String> = seen.iter().map(|t| format!("\"{t}\"")).collect();
+    Some(quoted.join(" AND "))
+}
+
+fn is_digits(t: &str) -> bool {
+    t.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The fields of a stored case document that are searched.
+#[derive(serde::Deserialize)]
+struct Searched<'a> {
+    #[serde(borrow, default)]
+    title: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    description: std::borrow::Cow<'a, str>,
+}
+
+/// `case_terms(number, doc)`: the terms of a case row, for the trigger that indexes every
+/// new case and for the migration that indexed those before it.
+pub(crate) fn register(conn: &Connection) -> Result<()> {
+    conn.create_scalar_function(
+        "case_terms",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let number = match ctx.get_raw(0) {
+                ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or_default(),
+                _ => "",
+            };
+            let json = codec::decode(Kind::Case, ctx.get_raw(1))
+                .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))?;
+            let doc: Searched<'_> = serde_json::from_slice(&json)
+                .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))?;
+            Ok(terms(&[number, &doc.title, &doc.description]))
+        },
+    )
+    .map_err(|e| StoreError::Backend(format!("cannot register case_terms: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_of_letters_and_digits() {
+        assert_eq!(terms(&["路灯不亮"]), "路灯 灯不 不亮");
+        assert_eq!(terms(&["井盖，破损"]), "井盖 破损");
+        assert_eq!(terms(&["No.12", "AB"]), "no 12 ab");
+        assert_eq!(terms(&["0413-9"]), "04 41 13 0413");
+        assert_eq!(terms(&["20240"]), "20 02 24 2024 40 0240");
+        assert_eq!(terms(&["噪", "", "!!"]), "");
+        assert_eq!(
+            match_query("破损 井盖 井盖").as_deref(),
+            Some("\"井盖\" AND \"破损\"")
+        );
+        assert_eq!(match_query("噪"), None);
+        assert_eq!(
+            match_query("0413-77").as_deref(),
+            Some("\"0413\" AND \"77\"")
+        );
+        assert_eq!(match_query("A0413").as_deref(), Some("\"0413\" AND \"a0\""));
+        assert_eq!(match_query("%_ -"), None);
+    }
+
+    /// Every substring of a text has its terms among the text's: the index never loses a
+    /// match of the substring condition.
+    #[test]
+    fn every_substring_has_its_terms_in_the_text() {
+        let texts = [
+            "小区门口路灯不亮已经三天了，晚上出行不便，请尽快修复。",
+            "Case 20250301-000123: 垃圾桶满溢 (No.5 楼)",
+            "噪音扰民 ABC-def 12号",
+        ];
+        for text in texts {
+            let all: std::collections::HashSet<String> =
+                terms(&[text]).split(' ').map(str::to_string).collect();
+            let chars: Vec<char> = text.chars().collect();
+            for i in 0..chars.len() {
+                for j in i + 1..=chars.len() {
+                    let q: String = chars[i..j].iter().collect();
+                    let mut qt = String::new();
+                    push_terms(&q, &mut qt);
+                    for t in qt.split(' ').filter(|t| !t.is_empty()) {
+                        assert!(all.contains(t), "{q:?} in {text:?}: {t}");
+                    }
+                }
+            }
+        }
+    }
+}
