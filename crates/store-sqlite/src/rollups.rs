@@ -1585,7 +1585,11 @@ mod tests {
         crate::schema::migrate(&mut conn).unwrap();
         use crate::list::{CLOSED, OPEN};
         for (columns, cond, index) in [
-            ("count(*), sum(overdue)", OPEN, "COVERING INDEX cases_open_area_keys"),
+            (
+                "count(*), sum(overdue)",
+                OPEN,
+                "COVERING INDEX cases_open_area_keys",
+            ),
             ("count(*)", CLOSED, "COVERING INDEX cases_status_area_path"),
         ] {
             let plan: Vec<String> = conn
