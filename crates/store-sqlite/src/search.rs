@@ -175,4 +175,19 @@ mod tests {
             }
         }
     }
+
+    /// The index does not merge its segments on every write (migration 0017).
+    #[test]
+    fn the_index_does_not_merge_on_writes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let automerge: i64 = conn
+            .query_row(
+                "SELECT v FROM cases_search_config WHERE k = 'automerge'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(automerge, 0);
+    }
 }
