@@ -967,9 +967,11 @@ pub(crate) fn keeps_gauges(conn: &Connection, org: &str) -> Result<bool> {
 
 /// Keeps an org's gauges right when the tree moves it from below the orgs near a root to
 /// among them (its rows counted from the cases of its subtree, as they were read until
-/// now), or back (its rows dropped). A move that keeps it near a root, or below, leaves
-/// them as they are.
+/// now), or back (its rows dropped). A move that keeps it near a root leaves its rows as
+/// they are; below, its gauges are counted under the new path anyway.
 pub(crate) fn org_moved(conn: &Connection, org: &str, from: &str, to: &str) -> Result<()> {
+    // Counted gauges follow the new path: answers kept for reads of many orgs are stale.
+    bump_generation(conn)?;
     if near_root_path(from) == near_root_path(to) {
         return Ok(());
     }
@@ -987,7 +989,7 @@ pub(crate) fn org_moved(conn: &Connection, org: &str, from: &str, to: &str) -> R
             }
         }
     }
-    bump_generation(conn)
+    Ok(())
 }
 
 /// Gauges per org, zero entries left out.
