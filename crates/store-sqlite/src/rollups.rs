@@ -284,6 +284,21 @@ fn near_root_in_tree(conn: &Connection, org: &str) -> Result<bool> {
     Ok(near.unwrap_or(false))
 }
 
+/// The statement that builds the running totals of the orgs `which` selects (a condition on
+/// `org`) from their days. `OR IGNORE`: their rows are gone first, so none conflicts, and
+/// it spares the statement journal.
+fn running_from_days(which: &str) -> String {
+    format!(
+        "INSERT OR IGNORE INTO rollup_running
+             (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+         SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
+                sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
+                sum(satisfied) OVER w
+         FROM rollup_counters WHERE {which}
+         WINDOW w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING)"
+    )
+}
+
 /// Lists `org` among those with running totals, built from all its days.
 fn start_running(conn: &Connection, org: &str) -> Result<()> {
     conn.prepare_cached("INSERT OR IGNORE INTO rollup_running_orgs (org) VALUES (?1)")
@@ -294,19 +309,10 @@ fn start_running(conn: &Connection, org: &str) -> Result<()> {
         .db()?
         .execute([org])
         .db()?;
-    // `OR IGNORE`: no row conflicts (just deleted); it spares the statement journal.
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO rollup_running
-             (org, day, received, closed, closed_on_time, rework, rated, satisfied)
-         SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
-                sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
-                sum(satisfied) OVER w
-         FROM rollup_counters WHERE org = ?1
-         WINDOW w AS (ORDER BY day ROWS UNBOUNDED PRECEDING)",
-    )
-    .db()?
-    .execute([org])
-    .db()?;
+    conn.prepare_cached(&running_from_days("org = ?1"))
+        .db()?
+        .execute([org])
+        .db()?;
     Ok(())
 }
 
@@ -832,19 +838,15 @@ fn fill_running_if_missing(conn: &Connection) -> Result<bool> {
     rebuild_from_days(
         conn,
         "rollup_running",
-        "INSERT OR IGNORE INTO rollup_running_orgs (org)
-         SELECT code FROM orgs WHERE parent IS NULL
-         UNION
-         SELECT o.code FROM orgs AS o JOIN orgs AS p ON p.code = o.parent
-         WHERE p.parent IS NULL;
-         INSERT INTO rollup_running
-             (org, day, received, closed, closed_on_time, rework, rated, satisfied)
-         SELECT org, day, sum(received) OVER w, sum(closed) OVER w,
-                sum(closed_on_time) OVER w, sum(rework) OVER w, sum(rated) OVER w,
-                sum(satisfied) OVER w
-         FROM rollup_counters
-         WHERE org IN (SELECT org FROM rollup_running_orgs)
-         WINDOW w AS (PARTITION BY org ORDER BY day ROWS UNBOUNDED PRECEDING)",
+        &format!(
+            "INSERT OR IGNORE INTO rollup_running_orgs (org)
+             SELECT code FROM orgs WHERE parent IS NULL
+             UNION
+             SELECT o.code FROM orgs AS o JOIN orgs AS p ON p.code = o.parent
+             WHERE p.parent IS NULL;
+             {};",
+            running_from_days("org IN (SELECT org FROM rollup_running_orgs)")
+        ),
     )
 }
 
