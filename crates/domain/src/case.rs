@@ -63,6 +63,14 @@ impl Status {
     pub fn is_open(self) -> bool {
         !matches!(self, Status::Closed | Status::Rejected | Status::Merged)
     }
+
+    /// Whether a case in this status can be overdue. A case gets its deadline when it is
+    /// accepted (or closed on the spot), no transition leads back to `Reported`, and the
+    /// flag is cleared when a case leaves the loop: so an unaccepted report never is, and
+    /// an overdue list need not look among them (the bulk of a backlog).
+    pub fn may_be_overdue(self) -> bool {
+        self.is_open() && self != Status::Reported
+    }
 }
 
 str_enum!(

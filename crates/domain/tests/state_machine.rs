@@ -154,8 +154,8 @@ fn check_invariants(c: &Case) {
         "closed_at iff closed: {c:?}"
     );
     assert!(
-        !c.overdue || c.status.is_open(),
-        "only open cases are overdue"
+        !c.overdue || c.status.may_be_overdue(),
+        "only accepted open cases are overdue (lists rely on it): {c:?}"
     );
     assert_eq!(c.merged_into.is_some(), c.status == Status::Merged);
     if c.accepted_at.is_some() {
