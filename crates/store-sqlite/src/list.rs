@@ -46,6 +46,15 @@ const WALK_PROBE: usize = 32;
 const WALK_BUDGET: usize = 8192;
 /// Rows per wanted row a [`Keyed`] list walks before judging the rate of matches.
 const KEYED_WALK_PROBE: usize = 4;
+/// The most rows a search without index terms (one character) reads for one page. It tests
+/// the substring on every row, decompressing the document (~20 us a row): a rare character
+/// across a province read every case, for minutes. A page cut short by this bound carries
+/// a cursor to go on from where it stopped.
+const UNINDEXED_SEARCH_BUDGET: usize = 10_000;
+/// A subtree with fewer cases than this (a street's, ~12,000 at 10M) is searched in full
+/// by one character instead (~0.1–0.5 s): its cases are a small share of the sort order
+/// the bounded walk follows, which found few of them.
+const UNINDEXED_SEARCH_COLLECT: usize = 4 * UNINDEXED_SEARCH_BUDGET;
 /// A search whose terms are held by fewer cases than this drives its list from them (see
 /// [`with_search`]); more, and the list's other bounds (a subtree) are narrower.
 const SEARCH_DRIVES: usize = 10_000;
@@ -137,6 +146,14 @@ fn status_in(statuses: &[Status]) -> Option<Sql> {
         s = s.bind(st.as_str().to_string());
     }
     Some(s.push(")"))
+}
+
+/// Whether the list searches by a text without index terms (a single character): every
+/// candidate's text is then tested ([`UNINDEXED_SEARCH_BUDGET`]).
+fn unindexed_search(f: &CaseFilter) -> bool {
+    f.q.as_deref()
+        .map(str::trim)
+        .is_some_and(|q| !q.is_empty() && crate::search::match_query(q).is_none())
 }
 
 /// Whether the list asks for open cases only, so that it may walk the `cases_open_*` indexes.
@@ -574,15 +591,31 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
     let mut rows = Vec::with_capacity(want);
     let open = open_only(f);
     let mut sparse = false;
+    // Where a bounded search stopped before the page was full, if it did.
+    let mut stopped: Option<Key> = None;
+    // (rows walked, candidates collected) at most.
+    let unindexed_bound = unindexed_search(f).then(|| {
+        if walk_budget == 0 {
+            (want.max(7), want.max(7))
+        } else {
+            (want.max(UNINDEXED_SEARCH_BUDGET), UNINDEXED_SEARCH_COLLECT)
+        }
+    });
     let mut snapshot: Option<rusqlite::Transaction<'_>> = None;
     // A walk without budget (tests reaching every fallback) also takes a search's walk of
     // the newest candidates whatever their number.
     let drives = if walk_budget == 0 { 0 } else { SEARCH_DRIVES };
     match with_search(conn, f, choose(f), drives)? {
-        Plan::Sorted => {
-            let q = direct_query(f.sort, &from_sorted(f.sort, open), &conds, after, want);
-            fetch(conn, &q, true, &mut rows)?;
-        }
+        Plan::Sorted => match unindexed_bound {
+            Some((bound, _)) => {
+                let walk = walk_query(f.sort, open, &conds, after, bound);
+                stopped = run_walk(conn, &walk, want, bound, bound, &mut rows)?;
+            }
+            None => {
+                let q = direct_query(f.sort, &from_sorted(f.sort, open), &conds, after, want);
+                fetch(conn, &q, true, &mut rows)?;
+            }
+        },
         Plan::SearchedNewest(terms) => {
             let q = searched_newest_query(terms, &conds, after, want);
             fetch(conn, &q, true, &mut rows)?;
@@ -603,6 +636,15 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
             let probe = want * WALK_PROBE;
             let collect_after = if cursor.is_some_and(|c| c.sparse) {
                 Some(after)
+            } else if let Some((bound, collect)) = unindexed_bound {
+                if fewer_than(conn, &ids, collect)? {
+                    // A subtree small enough to test every case of (a street's).
+                    Some(after)
+                } else {
+                    let walk = walk_query(f.sort, open, &conds, after, bound);
+                    stopped = run_walk(conn, &walk, want, bound, bound, &mut rows)?;
+                    None
+                }
             } else if fewer_than(conn, &ids, probe)? {
                 // The candidates are fewer than the walk would probe before giving up
                 // (a street's queue among a province's open cases): collect them at once.
@@ -645,7 +687,13 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
         rows.last()
             .map(|(k, _)| Cursor { after: *k, sparse }.encode(f.sort))
     } else {
-        None
+        stopped.map(|k| {
+            Cursor {
+                after: k,
+                sparse: false,
+            }
+            .encode(f.sort)
+        })
     };
     Ok(Page {
         items: rows
@@ -1422,6 +1470,16 @@ mod tests {
             }
         }
         assert!(searched >= 30, "{searched}");
+        // A character held by no case: the bounded walk stops with an empty page and a
+        // cursor to go on, instead of reading every case.
+        let none = CaseFilter {
+            q: Some("龘".into()),
+            limit: 3,
+            ..CaseFilter::default()
+        };
+        let page = list_narrowed(&conn, &none, 0).unwrap();
+        assert!(page.items.is_empty() && page.next_cursor.is_some());
+        assert!(paged(&conn, &none, 3, 0).is_empty());
         // Common words newest first: the candidates in the index's order, no sort.
         for (q, cursor) in [("case 1", None), ("ase", Some(Key { id: 90, value: 90 }))] {
             let f = CaseFilter {
@@ -1651,7 +1709,10 @@ mod tests {
             out.extend(page.items.iter().map(|c| c.id));
             match page.next_cursor {
                 Some(c) => {
-                    assert_eq!(page.items.len(), limit as usize);
+                    // Only a bounded search stops short of a full page.
+                    if !unindexed_search(f) {
+                        assert_eq!(page.items.len(), limit as usize);
+                    }
                     cursor = Some(c);
                 }
                 None => return out,

@@ -65,6 +65,9 @@ pub struct ListQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CaseList {
     pub items: Vec<CaseView>,
+    /// Present when there may be more: pass it as `cursor` for the next page. A search by a
+    /// single character reads a bounded number of cases per page, so its pages may be short
+    /// (even empty) and still carry a cursor.
     pub next_cursor: Option<String>,
 }
 
