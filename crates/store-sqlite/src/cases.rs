@@ -155,20 +155,35 @@ pub(crate) fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
 
 fn insert_row(conn: &Connection, row: &CaseRow<'_>) -> Result<()> {
     let mut stmt = conn.prepare_cached(INSERT_CASE).db()?;
-    insert_with(&mut stmt, row)
+    let mut search = conn.prepare_cached(INSERT_SEARCH).db()?;
+    insert_with(&mut stmt, &mut search, row)
 }
 
-/// Inserts `row` with [`INSERT_CASE`] prepared.
-fn insert_with(stmt: &mut rusqlite::Statement<'_>, row: &CaseRow<'_>) -> Result<()> {
+/// A new case's search terms (`search.rs`, migration 0017).
+const INSERT_SEARCH: &str = "INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)";
+
+/// Inserts `row` and its search terms with [`INSERT_CASE`] and [`INSERT_SEARCH`] prepared:
+/// the one way a case row is written, so that none misses the search index. The terms come
+/// from the case in hand (the trigger before read them back from the compressed document).
+fn insert_with(
+    stmt: &mut rusqlite::Statement<'_>,
+    search: &mut rusqlite::Statement<'_>,
+    row: &CaseRow<'_>,
+) -> Result<()> {
     let case = row.case;
     match stmt.execute(&row.params()[..]) {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate(format!(
-            "case number {} already exists",
-            case.number
-        ))),
-        Err(e) => Err(StoreError::Backend(e.to_string())),
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Duplicate(format!(
+                "case number {} already exists",
+                case.number
+            )));
+        }
+        Err(e) => return Err(StoreError::Backend(e.to_string())),
     }
+    let terms = crate::search::terms(&[&case.number, &case.title, &case.description]);
+    search.execute(params![case.id, terms]).db()?;
+    Ok(())
 }
 
 /// Hands out the next number of a local day.
@@ -588,12 +603,14 @@ pub(crate) fn import_encoded(conn: &Connection, import: ImportWriter) -> Result<
     let mut head = ChainHead::load(conn)?;
     // Prepared once for the import, not looked up by its text for every case.
     let mut insert = conn.prepare_cached(INSERT_CASE).db()?;
+    let mut search = conn.prepare_cached(INSERT_SEARCH).db()?;
     loop {
         match import.parts.recv().map_err(|_| stopped())?? {
             ImportPart::Rows(mut rows) => {
                 for r in &mut rows {
                     insert_with(
                         &mut insert,
+                        &mut search,
                         &CaseRow::with_doc(&r.case, std::mem::take(&mut r.doc)),
                     )?;
                     head.append_prepared(conn, r.case.id, 0, &r.events)?;

@@ -1470,6 +1470,18 @@ mod tests {
             }
         }
         assert!(searched >= 30, "{searched}");
+        // Every case is indexed, by the store's insert rather than a trigger (0018).
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM cases_search"),
+            count("SELECT count(*) FROM cases")
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'cases'"
+            ),
+            0
+        );
         // A character held by no case: the bounded walk stops with an empty page and a
         // cursor to go on, instead of reading every case.
         let none = CaseFilter {

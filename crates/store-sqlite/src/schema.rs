@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0017_case_search",
         include_str!("../../../migrations/sqlite/0017_case_search.sql"),
     ),
+    (
+        18,
+        "0018_case_search_by_the_store",
+        include_str!("../../../migrations/sqlite/0018_case_search_by_the_store.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)

@@ -103,8 +103,8 @@ struct Searched<'a> {
     description: std::borrow::Cow<'a, str>,
 }
 
-/// `case_terms(number, doc)`: the terms of a case row, for the trigger that indexes every
-/// new case and for the migration that indexed those before it.
+/// `case_terms(number, doc)`: the terms of a case row, for the migration that indexed the
+/// cases before it (0017). New cases are indexed by the store's insert (`cases.rs`).
 pub(crate) fn register(conn: &Connection) -> Result<()> {
     conn.create_scalar_function(
         "case_terms",
