@@ -182,8 +182,7 @@ fn insert_with(
         Err(e) => return Err(StoreError::Backend(e.to_string())),
     }
     let terms = crate::search::terms(&[&case.number, &case.title, &case.description]);
-    search.execute(params![case.id, terms]).db()?;
-    Ok(())
+    crate::search::index(search, case.id, terms)
 }
 
 /// Hands out the next number of a local day.

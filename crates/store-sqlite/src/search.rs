@@ -13,12 +13,15 @@
 //! Letters are folded to lower case for ASCII only, as LIKE does (and as FTS5's `ascii`
 //! tokenizer, which keeps every non-ASCII character as part of a term).
 
+use std::cell::RefCell;
+
 use gridloop_store::{Result, StoreError};
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 
 use crate::codec::{self, Kind};
+use crate::sql::Db;
 
 /// Appends the terms of `text` to `out`, separated by spaces: pairs of adjacent letters or
 /// digits, and runs of four ASCII digits as well, since pairs of digits are too common to
@@ -92,6 +95,83 @@ pub(crate) fn match_query(q: &str) -> Option<String> {
 
 fn is_digits(t: &str) -> bool {
     t.bytes().all(|b| b.is_ascii_digit())
+}
+
+thread_local! {
+    /// New cases' terms held back until the end of the write batch they belong to, while a
+    /// [`DeferredTerms`] is alive on this thread.
+    static DEFERRED: RefCell<Option<Vec<(i64, String)>>> = const { RefCell::new(None) };
+}
+
+/// Writes a new case's terms with `insert` (`INSERT INTO cases_search (rowid, terms)`), or,
+/// inside a writer's batch, holds them until [`DeferredTerms::write`].
+pub(crate) fn index(insert: &mut rusqlite::Statement<'_>, id: i64, terms: String) -> Result<()> {
+    let held = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(held) => {
+            held.push((id, terms));
+            None
+        }
+        None => Some(terms),
+    });
+    if let Some(terms) = held {
+        insert.execute(rusqlite::params![id, terms]).db()?;
+    }
+    Ok(())
+}
+
+/// The search terms of a write batch's new cases, written once its jobs are done.
+///
+/// FTS5 writes the terms it holds in memory to disk as a new segment whenever a savepoint
+/// opens or is released after them, and the writer runs each job of a batch in a savepoint
+/// of its own. Indexed as each case went in, every new case became a segment of its own, and
+/// merging those (16 to a level) was a third of the writer's time under intake at 10M
+/// (issue #5). Written after the batch's last savepoint, a batch's cases make one segment.
+/// Only the writer's batches hold terms back; elsewhere (a copy, a test) they go in at once.
+pub(crate) struct DeferredTerms(());
+
+impl DeferredTerms {
+    pub fn start() -> DeferredTerms {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+        DeferredTerms(())
+    }
+
+    /// How many terms are held: what a job that fails gives back to.
+    pub fn mark(&self) -> usize {
+        DEFERRED.with(|d| d.borrow().as_ref().map_or(0, Vec::len))
+    }
+
+    /// Forgets the terms of a job rolled back to its savepoint.
+    pub fn forget_since(&self, mark: usize) {
+        DEFERRED.with(|d| {
+            if let Some(held) = d.borrow_mut().as_mut() {
+                held.truncate(mark);
+            }
+        });
+    }
+
+    /// Writes the held terms, in case order, inside the batch's transaction.
+    pub fn write(&self, conn: &Connection) -> Result<()> {
+        let held = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take));
+        let mut held = held.unwrap_or_default();
+        if held.is_empty() {
+            return Ok(());
+        }
+        held.sort_unstable_by_key(|(id, _)| *id);
+        let mut insert = conn
+            .prepare_cached("INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)")
+            .db()?;
+        for (id, terms) in &held {
+            insert.execute(rusqlite::params![id, terms]).db()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DeferredTerms {
+    /// Whatever is still held belongs to a batch rolled back.
+    fn drop(&mut self) {
+        DEFERRED.with(|d| *d.borrow_mut() = None);
+    }
 }
 
 /// The fields of a stored case document that are searched.

@@ -265,9 +265,13 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
     }
     let mut done: Vec<Box<dyn Reply>> = Vec::new();
     let mut taken = 0;
+    // New cases' search terms wait for the end of the batch: written between the jobs'
+    // savepoints, each case's would become a segment of the index of its own.
+    let terms = crate::search::DeferredTerms::start();
     while taken < MAX_BATCH {
         let Some(job) = queue.pop_front() else { break };
         taken += 1;
+        let held = terms.mark();
         if let Err(e) = exec(conn, "SAVEPOINT job") {
             let msg = format!("cannot open a savepoint: {e}");
             job.fail(&msg);
@@ -285,6 +289,7 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
         } else {
             // Undo just this job; its error is its answer, whatever happens to the batch.
             let undone = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
+            terms.forget_since(held);
             reply.send(None);
             if let Err(e) = undone {
                 abort(conn, done, &format!("cannot roll back a savepoint: {e}"));
@@ -301,6 +306,14 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
             );
             return;
         }
+    }
+    if let Err(e) = terms.write(conn) {
+        abort(
+            conn,
+            done,
+            &format!("cannot index the new cases for search: {e}"),
+        );
+        return;
     }
     match exec(conn, "COMMIT") {
         Ok(()) => {
@@ -332,6 +345,61 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch's search terms go in at its end, but never those of a job rolled back.
+    #[test]
+    fn a_batch_indexes_the_cases_of_its_jobs_that_succeed() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let job = |id: i64, fails: bool| {
+            let (tx, rx) = oneshot::channel::<Result<()>>();
+            let f = move |c: &Connection| {
+                let mut insert = c
+                    .prepare_cached("INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)")
+                    .unwrap();
+                crate::search::index(&mut insert, id, crate::search::terms(&["路灯不亮"]))?;
+                let held: i64 = c
+                    .query_row("SELECT count(*) FROM cases_search", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(held, 0, "held back until the batch's end");
+                if fails {
+                    return Err(StoreError::Backend("this job fails".into()));
+                }
+                Ok(())
+            };
+            (Box::new(Task { f, tx }) as Box<dyn Job>, rx)
+        };
+        let (jobs, mut replies): (VecDeque<_>, Vec<_>) =
+            [job(1, false), job(2, true), job(3, false)]
+                .into_iter()
+                .unzip();
+        let mut queue = jobs;
+        run_batch(&conn, &mut queue);
+        let answers: Vec<bool> = replies
+            .iter_mut()
+            .map(|rx| rx.try_recv().unwrap().is_ok())
+            .collect();
+        assert_eq!(answers, [true, false, true]);
+        let found: Vec<i64> = conn
+            .prepare(
+                "SELECT rowid FROM cases_search WHERE cases_search MATCH '\"路灯\"' ORDER BY rowid",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(found, [1, 3]);
+        // Outside a batch, terms go in at once.
+        let mut insert = conn
+            .prepare("INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)")
+            .unwrap();
+        crate::search::index(&mut insert, 4, "路灯".into()).unwrap();
+        let all: i64 = conn
+            .query_row("SELECT count(*) FROM cases_search", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(all, 3);
+    }
 
     #[test]
     fn a_large_wal_starts_over_or_is_emptied_between_batches() {
