@@ -22,14 +22,7 @@ use gridloop_store::{Result, StoreError};
 
 use crate::sql::Db;
 
-/// The indexes an import defers: the secondary indexes of `cases` and `events` that hold
-/// most rows.
-///
-/// Partial indexes over the few rows history leaves open or marked (`cases_open_*`,
-/// `cases_due_at`, `cases_source_key`, `cases_visit_id`) are kept while the rows go in:
-/// each costs an import next to nothing, as only those few rows enter it, while building it
-/// at the end is a scan of the whole table like any other (at 10M cases the build of 17
-/// indexes took 450 s, ~26 s each, most of it reading the table).
+/// The indexes an import may defer: every plain secondary index of `cases` and `events`.
 const DEFERRABLE: &[&str] = &[
     "cases_status_org_path",
     "cases_status_area_path",
@@ -37,6 +30,14 @@ const DEFERRABLE: &[&str] = &[
     "cases_reporter_phone",
     "cases_deadline",
     "cases_updated",
+    "cases_open_newest",
+    "cases_open_deadline",
+    "cases_open_updated",
+    "cases_open_org_keys",
+    "cases_open_area_keys",
+    "cases_due_at",
+    "cases_source_key",
+    "cases_visit_id",
     "cases_lat_lng",
     "cases_created",
     "events_at",
@@ -89,25 +90,18 @@ pub(crate) fn end(conn: &Connection) -> Result<usize> {
     if pending.is_empty() {
         return Ok(0);
     }
+    // The import wrote only the daily rollups: the tables derived from them come first,
+    // while the import is still marked as unfinished, so that a crash here redoes them.
+    crate::rollups::rebuild_derived(conn)?;
     // Each index is a scan and a sort, on one thread unless SQLite may hand sorting runs to
     // helper threads; at the end of an import nothing else is running to use the other
-    // cores (10M cases: 15 indexes, 14 minutes on one of two cores). Moving the days sorts
-    // too.
+    // cores (10M cases: 15 indexes, 14 minutes on one of two cores).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     set_sort_threads(conn, threads)?;
-    let built = finish(conn, &pending);
+    let built = build(conn, &pending);
     set_sort_threads(conn, 0)?;
     built?;
     Ok(pending.len())
-}
-
-/// The import's end, while it is still marked as unfinished (its indexes pending), so that
-/// a crash here redoes all of it: its daily rollups into place, the tables derived from
-/// them, then the indexes.
-fn finish(conn: &Connection, pending: &[(String, String)]) -> Result<()> {
-    crate::rollups::merge_imported_days(conn)?;
-    crate::rollups::rebuild_derived(conn)?;
-    build(conn, pending)
 }
 
 fn build(conn: &Connection, pending: &[(String, String)]) -> Result<()> {
@@ -168,58 +162,5 @@ mod tests {
         // The bundled SQLite must allow helper threads, or the build sorts on one core.
         assert_eq!(set_sort_threads(&conn, 2).unwrap(), 2);
         assert_eq!(end(&conn).unwrap(), 0, "nothing left pending");
-    }
-
-    #[test]
-    fn an_imports_days_wait_day_first_and_join_the_counters_at_its_end() {
-        use chrono::NaiveDate;
-        use gridloop_domain::measures::Counters;
-
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::schema::migrate(&mut conn).unwrap();
-        let day = NaiveDate::from_ymd_opt(2025, 3, 4).unwrap();
-        let counted = |received, closed| Counters {
-            received,
-            closed,
-            ..Counters::default()
-        };
-        // A day the store already counts, from before.
-        let mut before = crate::rollups::RollupDelta::default();
-        before.add_day("330001", day, &counted(1, 0));
-        before.write(&conn).unwrap();
-        begin(&conn).unwrap();
-        // Two jobs of the import count the same org and day, and another day.
-        for (d, c) in [(day, counted(2, 1)), (day, counted(3, 0))] {
-            let mut delta = crate::rollups::RollupDelta::default();
-            delta.add_day("330001", d, &c);
-            delta.add_day("330001", d.succ_opt().unwrap(), &counted(1, 1));
-            delta.write_days(&conn).unwrap();
-        }
-        let rows = |table: &str| -> Vec<(String, String, i64, i64)> {
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT org, day, received, closed FROM {table} ORDER BY org, day"
-                ))
-                .unwrap();
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap()
-        };
-        let row =
-            |d: NaiveDate, received, closed| ("330001".into(), d.to_string(), received, closed);
-        let next = day.succ_opt().unwrap();
-        assert_eq!(
-            rows("rollup_counters"),
-            [row(day, 1, 0)],
-            "untouched until the end"
-        );
-        assert_eq!(
-            rows("rollup_counters_imported"),
-            [row(day, 5, 1), row(next, 2, 2)]
-        );
-        end(&conn).unwrap();
-        assert_eq!(rows("rollup_counters"), [row(day, 6, 1), row(next, 2, 2)]);
-        assert!(rows("rollup_counters_imported").is_empty());
     }
 }

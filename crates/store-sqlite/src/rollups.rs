@@ -105,59 +105,18 @@ impl RollupDelta {
             .add(c);
     }
 
-    /// A bulk import's write: the days go to `rollup_counters_imported` (day first, so
-    /// that they append, migration 0019) and nothing derived from them is kept (the running
-    /// totals); [`merge_imported_days`] and [`rebuild_derived`] build both once at the
-    /// import's end, as it builds its deferred indexes. Per row they were most of its
-    /// writer's time. Gauges are written as ever.
-    pub fn write_days(&self, conn: &Connection) -> Result<()> {
-        bump_generation(conn)?;
-        if !self.counters.is_empty() {
-            let mut upsert = conn
-                .prepare_cached(
-                    "INSERT INTO rollup_counters_imported
-                         (day, org, received, closed, closed_on_time, rework, rated, satisfied)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (day, org) DO UPDATE SET
-                         received = received + excluded.received,
-                         closed = closed + excluded.closed,
-                         closed_on_time = closed_on_time + excluded.closed_on_time,
-                         rework = rework + excluded.rework,
-                         rated = rated + excluded.rated,
-                         satisfied = satisfied + excluded.satisfied",
-                )
-                .db()?;
-            // In the table's order, so that the rows go in as appends.
-            let mut rows: Vec<(String, &str, &Counters)> = self
-                .counters
-                .iter()
-                .flat_map(|(org, days)| {
-                    days.iter()
-                        .filter(|(_, c)| !c.is_zero())
-                        .map(move |(day, c)| (day.to_string(), org.as_str(), c))
-                })
-                .collect();
-            rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-            for (day, org, c) in rows {
-                upsert
-                    .execute(params![
-                        day,
-                        org,
-                        c.received,
-                        c.closed,
-                        c.closed_on_time,
-                        c.rework,
-                        c.rated,
-                        c.satisfied
-                    ])
-                    .db()?;
-            }
-        }
-        self.write_gauges(conn)
+    pub fn write(&self, conn: &Connection) -> Result<()> {
+        self.write_with(conn, true)
     }
 
-    /// Writes the days, the running totals derived from them and the gauges.
-    pub fn write(&self, conn: &Connection) -> Result<()> {
+    /// Writes the days and gauges only, not the table derived from the days (the running
+    /// totals): a bulk import builds those once at its end ([`rebuild_derived`]),
+    /// as it builds its deferred indexes; per row they were most of its writer's time.
+    pub fn write_days(&self, conn: &Connection) -> Result<()> {
+        self.write_with(conn, false)
+    }
+
+    fn write_with(&self, conn: &Connection, derived: bool) -> Result<()> {
         // Even when empty: an import writes gauges itself, then calls this.
         bump_generation(conn)?;
         if !self.counters.is_empty() {
@@ -193,13 +152,11 @@ impl RollupDelta {
                     ])
                     .db()?;
             }
-            self.write_running(conn)?;
-            self.write_by_parent(conn)?;
+            if derived {
+                self.write_running(conn)?;
+                self.write_by_parent(conn)?;
+            }
         }
-        self.write_gauges(conn)
-    }
-
-    fn write_gauges(&self, conn: &Connection) -> Result<()> {
         if !self.gauges.is_empty() {
             let mut upsert = conn
                 .prepare_cached(
@@ -891,34 +848,6 @@ fn fill_running_if_missing(conn: &Connection) -> Result<bool> {
             running_from_days("org IN (SELECT org FROM rollup_running_orgs)")
         ),
     )
-}
-
-/// Moves the days a bulk import wrote ([`RollupDelta::write_days`]) into `rollup_counters`,
-/// in its order (one sort, then appends), adding to days already there.
-pub(crate) fn merge_imported_days(conn: &Connection) -> Result<()> {
-    let moved = conn
-        .execute(
-            "INSERT INTO rollup_counters
-                 (org, day, received, closed, closed_on_time, rework, rated, satisfied)
-             SELECT org, day, received, closed, closed_on_time, rework, rated, satisfied
-             FROM rollup_counters_imported WHERE true ORDER BY org, day
-             ON CONFLICT (org, day) DO UPDATE SET
-                 received = received + excluded.received,
-                 closed = closed + excluded.closed,
-                 closed_on_time = closed_on_time + excluded.closed_on_time,
-                 rework = rework + excluded.rework,
-                 rated = rated + excluded.rated,
-                 satisfied = satisfied + excluded.satisfied",
-            [],
-        )
-        .db()?;
-    if moved > 0 {
-        conn.execute_batch("DELETE FROM rollup_counters_imported")
-            .db()?;
-        bump_generation(conn)?;
-        tracing::info!(rows = moved, "daily rollups of the import merged");
-    }
-    Ok(())
 }
 
 /// Builds the tables derived from the daily rollups (the running totals and their copy by
