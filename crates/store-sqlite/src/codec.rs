@@ -41,7 +41,7 @@ pub(crate) enum Kind {
     Event,
 }
 
-/// Tag 1: a whole zstd frame against dictionary set 1 (values written until schema 18).
+/// Tag 1: a whole zstd frame against dictionary set 1 (values written until schema 18; tag 2 since migration 0019).
 const SET_1: u8 = 1;
 /// Tag 2: dictionary set 1, the frame stored without its magic number and dictionary id.
 const SET_1_BARE: u8 = 2;

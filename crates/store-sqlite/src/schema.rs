@@ -105,6 +105,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0018_case_search_by_the_store",
         include_str!("../../../migrations/sqlite/0018_case_search_by_the_store.sql"),
     ),
+    (
+        19,
+        "0019_records_without_frame_magic",
+        include_str!("../../../migrations/sqlite/0019_records_without_frame_magic.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
