@@ -155,14 +155,11 @@ pub(crate) fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
 
 fn insert_row(conn: &Connection, row: &CaseRow<'_>) -> Result<()> {
     let mut stmt = conn.prepare_cached(INSERT_CASE).db()?;
-    let mut search = conn.prepare_cached(INSERT_SEARCH).db()?;
+    let mut search = conn.prepare_cached(crate::search::INSERT).db()?;
     insert_with(&mut stmt, &mut search, row)
 }
 
-/// A new case's search terms (`search.rs`, migration 0017).
-const INSERT_SEARCH: &str = "INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)";
-
-/// Inserts `row` and its search terms with [`INSERT_CASE`] and [`INSERT_SEARCH`] prepared:
+/// Inserts `row` and its search terms with [`INSERT_CASE`] and [`crate::search::INSERT`] prepared:
 /// the one way a case row is written, so that none misses the search index. The terms come
 /// from the case in hand (the trigger before read them back from the compressed document).
 fn insert_with(
@@ -602,7 +599,7 @@ pub(crate) fn import_encoded(conn: &Connection, import: ImportWriter) -> Result<
     let mut head = ChainHead::load(conn)?;
     // Prepared once for the import, not looked up by its text for every case.
     let mut insert = conn.prepare_cached(INSERT_CASE).db()?;
-    let mut search = conn.prepare_cached(INSERT_SEARCH).db()?;
+    let mut search = conn.prepare_cached(crate::search::INSERT).db()?;
     loop {
         match import.parts.recv().map_err(|_| stopped())?? {
             ImportPart::Rows(mut rows) => {

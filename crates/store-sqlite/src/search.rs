@@ -103,8 +103,11 @@ thread_local! {
     static DEFERRED: RefCell<Option<Vec<(i64, String)>>> = const { RefCell::new(None) };
 }
 
-/// Writes a new case's terms with `insert` (`INSERT INTO cases_search (rowid, terms)`), or,
-/// inside a writer's batch, holds them until [`DeferredTerms::write`].
+/// A new case's search terms (migration 0017).
+pub(crate) const INSERT: &str = "INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)";
+
+/// Writes a new case's terms with `insert` ([`INSERT`] prepared), or, inside a writer's
+/// batch, holds them until [`DeferredTerms::write`].
 pub(crate) fn index(insert: &mut rusqlite::Statement<'_>, id: i64, terms: String) -> Result<()> {
     let held = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
         Some(held) => {
@@ -124,8 +127,9 @@ pub(crate) fn index(insert: &mut rusqlite::Statement<'_>, id: i64, terms: String
 /// FTS5 writes the terms it holds in memory to disk as a new segment whenever a savepoint
 /// opens or is released after them, and the writer runs each job of a batch in a savepoint
 /// of its own. Indexed as each case went in, every new case became a segment of its own, and
-/// merging those (16 to a level) was a third of the writer's time under intake at 10M
-/// (issue #5). Written after the batch's last savepoint, a batch's cases make one segment.
+/// writing and merging those (16 to a level) was ~23% of the writer's time under intake at
+/// 10M, with stalls of ~25 s when a merge reached the large segments (issue #5). Written
+/// after the batch's last savepoint, a batch's cases make one segment.
 /// Only the writer's batches hold terms back; elsewhere (a copy, a test) they go in at once.
 pub(crate) struct DeferredTerms(());
 
@@ -157,9 +161,7 @@ impl DeferredTerms {
             return Ok(());
         }
         held.sort_unstable_by_key(|(id, _)| *id);
-        let mut insert = conn
-            .prepare_cached("INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)")
-            .db()?;
+        let mut insert = conn.prepare_cached(INSERT).db()?;
         for (id, terms) in &held {
             insert.execute(rusqlite::params![id, terms]).db()?;
         }

@@ -354,9 +354,7 @@ mod tests {
         let job = |id: i64, fails: bool| {
             let (tx, rx) = oneshot::channel::<Result<()>>();
             let f = move |c: &Connection| {
-                let mut insert = c
-                    .prepare_cached("INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)")
-                    .unwrap();
+                let mut insert = c.prepare_cached(crate::search::INSERT).unwrap();
                 crate::search::index(&mut insert, id, crate::search::terms(&["路灯不亮"]))?;
                 let held: i64 = c
                     .query_row("SELECT count(*) FROM cases_search", [], |r| r.get(0))
@@ -391,9 +389,7 @@ mod tests {
             .unwrap();
         assert_eq!(found, [1, 3]);
         // Outside a batch, terms go in at once.
-        let mut insert = conn
-            .prepare("INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)")
-            .unwrap();
+        let mut insert = conn.prepare(crate::search::INSERT).unwrap();
         crate::search::index(&mut insert, 4, "路灯".into()).unwrap();
         let all: i64 = conn
             .query_row("SELECT count(*) FROM cases_search", [], |r| r.get(0))
