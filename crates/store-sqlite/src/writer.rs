@@ -3,7 +3,8 @@
 //! SQLite allows one writer at a time, and a durable commit costs an fsync, which is slow
 //! next to the work of any one job. So a single thread owns the read-write connection and
 //! takes every job queued at the moment (up to [`MAX_BATCH`]) into one transaction: each job
-//! runs inside its own SAVEPOINT, so a job that fails rolls back only itself, then one COMMIT
+//! runs inside its own SAVEPOINT (unless it is alone, when the transaction is its own), so
+//! a job that fails rolls back only itself, then one COMMIT
 //! (one fsync) makes the whole batch durable and only after that is every job answered. Under
 //! load, batches grow by themselves, and throughput with them; when idle, a job commits alone
 //! without waiting for company.
@@ -31,7 +32,8 @@ const MAX_BATCH: usize = 256;
 
 /// A unit of work for the writer: a closure and the channel its caller waits on.
 trait Job: Send {
-    /// Runs on the writer's connection inside the job's savepoint; the reply is sent once
+    /// Runs on the writer's connection inside the job's savepoint (or, alone in its batch,
+    /// its own transaction); the reply is sent once
     /// the outcome of the whole batch is known.
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Reply>;
     /// Answers without running (the batch could not even start).
@@ -268,6 +270,32 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
     // New cases' search terms wait for the end of the batch: written between the jobs'
     // savepoints, each case's would become a segment of the index of its own.
     let terms = crate::search::DeferredTerms::start();
+    // A job alone in its batch needs no savepoint: the transaction is its own, and rolling
+    // it back undoes the job. A savepoint copies every page a job first changes (a bulk
+    // import's ~8% of the writer's time).
+    if queue.len() == 1 {
+        let job = queue.pop_front().expect("one job");
+        let reply = job.run(conn);
+        if !reply.succeeded() {
+            if !conn.is_autocommit()
+                && let Err(e) = exec(conn, "ROLLBACK")
+            {
+                tracing::error!(error = %e, "cannot roll back a failed write job");
+            }
+            reply.send(None);
+            return;
+        }
+        done.push(reply);
+        if conn.is_autocommit() {
+            abort(
+                conn,
+                done,
+                "the write transaction was rolled back by the database",
+            );
+            return;
+        }
+        taken = MAX_BATCH;
+    }
     while taken < MAX_BATCH {
         let Some(job) = queue.pop_front() else { break };
         taken += 1;
@@ -347,6 +375,41 @@ mod tests {
     use super::*;
 
     /// A batch's search terms go in at its end, but never those of a job rolled back.
+    /// A job alone in its batch runs without a savepoint: what it wrote commits with it, or
+    /// goes entirely when it fails, terms included.
+    #[test]
+    fn a_job_alone_commits_or_rolls_back_whole() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let job = |key: &'static str, fails: bool| {
+            let (tx, rx) = oneshot::channel::<Result<()>>();
+            let f = move |c: &Connection| {
+                c.execute("INSERT INTO settings (key, value) VALUES (?1, 'v')", [key])
+                    .unwrap();
+                let mut insert = c.prepare_cached(crate::search::INSERT).unwrap();
+                crate::search::index(&mut insert, 1, crate::search::terms(&["路灯不亮"]))?;
+                assert!(!c.is_autocommit(), "inside the batch's transaction");
+                if fails {
+                    return Err(StoreError::Backend("this job fails".into()));
+                }
+                Ok(())
+            };
+            (Box::new(Task { f, tx }) as Box<dyn Job>, rx)
+        };
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let (failing, mut failed) = job("a", true);
+        run_batch(&conn, &mut VecDeque::from([failing]));
+        assert!(failed.try_recv().unwrap().is_err());
+        assert!(conn.is_autocommit(), "the transaction is over");
+        assert_eq!(count("SELECT count(*) FROM settings WHERE key = 'a'"), 0);
+        assert_eq!(count("SELECT count(*) FROM cases_search"), 0);
+        let (ok, mut answered) = job("b", false);
+        run_batch(&conn, &mut VecDeque::from([ok]));
+        assert!(answered.try_recv().unwrap().is_ok());
+        assert_eq!(count("SELECT count(*) FROM settings WHERE key = 'b'"), 1);
+        assert_eq!(count("SELECT count(*) FROM cases_search"), 1);
+    }
+
     #[test]
     fn a_batch_indexes_the_cases_of_its_jobs_that_succeed() {
         let mut conn = Connection::open_in_memory().unwrap();
