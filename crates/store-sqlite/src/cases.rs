@@ -12,7 +12,7 @@ use gridloop_store::{CaseUpdate, CreateCase, Created, ImportCase, Result, StoreE
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::chain::{ChainHead, PreparedEvent};
+use crate::chain::{ChainHead, ChainLink, PreparedEvent};
 use crate::codec::{self, Kind};
 use crate::rollups::RollupDelta;
 use crate::sql::{Db, collect, first, get, is_unique_violation, ms};
@@ -411,19 +411,26 @@ pub(crate) struct ImportRow {
     events: Vec<PreparedEvent>,
 }
 
+/// Where an import's writer job starts: the first case's id and the end of the chain,
+/// after which the encoder numbers and hashes the cases and events in order.
+pub(crate) struct ImportStart {
+    next_id: i64,
+    chain: ChainLink,
+}
+
 /// The channels between an import's encoder and its writer job.
 pub(crate) fn import_channels() -> (ImportEncoder, ImportWriter) {
-    let (first_id_tx, first_id_rx) = std::sync::mpsc::sync_channel(1);
+    let (start_tx, start_rx) = std::sync::mpsc::sync_channel(1);
     let (parts_tx, parts_rx) = std::sync::mpsc::sync_channel(IMPORT_CHUNKS_AHEAD);
     let (spent_tx, spent_rx) = std::sync::mpsc::channel();
     (
         ImportEncoder {
-            first_id: first_id_rx,
+            start: start_rx,
             parts: parts_tx,
             spent: spent_rx,
         },
         ImportWriter {
-            first_id: first_id_tx,
+            start: start_tx,
             parts: parts_rx,
             spent: spent_tx,
         },
@@ -431,7 +438,7 @@ pub(crate) fn import_channels() -> (ImportEncoder, ImportWriter) {
 }
 
 pub(crate) struct ImportEncoder {
-    first_id: Receiver<i64>,
+    start: Receiver<ImportStart>,
     parts: SyncSender<Result<ImportPart>>,
     /// Chunks the writer has inserted, freed here: freeing thousands of cases' strings
     /// was a tenth of the writer's time.
@@ -439,37 +446,38 @@ pub(crate) struct ImportEncoder {
 }
 
 pub(crate) struct ImportWriter {
-    first_id: SyncSender<i64>,
+    start: SyncSender<ImportStart>,
     parts: Receiver<Result<ImportPart>>,
     spent: Sender<Vec<ImportRow>>,
 }
 
 impl ImportEncoder {
     /// Encodes `cases` (events, measures, then documents) on a thread of its own while the
-    /// writer inserts the chunks before. Everything but the documents is encoded at once,
-    /// before the writer's job has started (while it finishes the import before, say); the
-    /// documents hold their ids, so a chunk is finished and handed over only once the job has
-    /// said which id the first case takes. Stops when the writer's job has (an error there).
+    /// writer inserts the chunks before. Everything but the documents and the chain is
+    /// encoded at once, before the writer's job has started (while it finishes the import
+    /// before, say); the documents hold their ids and the events' hashes the chain's end, so
+    /// a chunk is finished and handed over only once the job has said where it starts.
+    /// Stops when the writer's job has (an error there).
     pub fn run(self, cases: Vec<ImportCase>) {
         let mut rollups = RollupDelta::default();
         let mut last_seq: BTreeMap<NaiveDate, i64> = BTreeMap::new();
-        // The next case's id, once known.
-        let mut next_id: Option<i64> = None;
+        // The next case's id and the chain's end, once known.
+        let mut next: Option<ImportStart> = None;
         // Chunks waiting for their ids, oldest first.
         let mut waiting: VecDeque<Vec<ImportRow>> = VecDeque::new();
         let mut cases = cases.into_iter().peekable();
         loop {
             self.spent.try_iter().for_each(drop);
-            if next_id.is_none() {
-                match self.first_id.try_recv() {
-                    Ok(id) => next_id = Some(id),
+            if next.is_none() {
+                match self.start.try_recv() {
+                    Ok(start) => next = Some(start),
                     Err(TryRecvError::Empty) => {}
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
-            if let Some(id) = &mut next_id {
+            if let Some(start) = &mut next {
                 while let Some(rows) = waiting.pop_front() {
-                    if !self.hand_over(rows, id) {
+                    if !hand_over(&self.parts, rows, start) {
                         return;
                     }
                 }
@@ -490,11 +498,11 @@ impl ImportEncoder {
             waiting.push_back(rows);
         }
         if !waiting.is_empty() {
-            let Some(mut id) = next_id.or_else(|| self.first_id.recv().ok()) else {
+            let Some(mut start) = next.or_else(|| self.start.recv().ok()) else {
                 return;
             };
             for rows in waiting {
-                if !self.hand_over(rows, &mut id) {
+                if !hand_over(&self.parts, rows, &mut start) {
                     return;
                 }
             }
@@ -503,28 +511,37 @@ impl ImportEncoder {
         // Until the writer's job is over.
         self.spent.iter().for_each(drop);
     }
+}
 
-    /// Gives a chunk its ids from `next_id` on, compresses its documents and sends it to
-    /// the writer; false when the import is over (an error here or there).
-    fn hand_over(&self, mut rows: Vec<ImportRow>, next_id: &mut i64) -> bool {
-        let mut finished = Ok(());
-        for r in &mut rows {
-            r.case.id = *next_id;
-            *next_id += 1;
-            match compress_case(&r.case) {
-                Ok(doc) => r.doc = doc,
-                Err(e) => {
-                    finished = Err(e);
-                    break;
-                }
+/// Gives a chunk its ids from `start` on, links its events to the chain, compresses its
+/// documents and sends it to the writer; false when the import is over (an error here
+/// or there).
+fn hand_over(
+    parts: &SyncSender<Result<ImportPart>>,
+    mut rows: Vec<ImportRow>,
+    start: &mut ImportStart,
+) -> bool {
+    let mut finished = Ok(());
+    for r in &mut rows {
+        r.case.id = start.next_id;
+        start.next_id += 1;
+        let encoded = start
+            .chain
+            .link(r.case.id, &mut r.events)
+            .and_then(|()| compress_case(&r.case));
+        match encoded {
+            Ok(doc) => r.doc = doc,
+            Err(e) => {
+                finished = Err(e);
+                break;
             }
         }
-        let failed = finished.is_err();
-        self.parts
-            .send(finished.map(|()| ImportPart::Rows(rows)))
-            .is_ok()
-            && !failed
     }
+    let failed = finished.is_err();
+    parts
+        .send(finished.map(|()| ImportPart::Rows(rows)))
+        .is_ok()
+        && !failed
 }
 
 /// An imported case made ready but for its id and so its document: its events encoded,
@@ -592,11 +609,14 @@ pub(crate) fn import_encoded(conn: &Connection, import: ImportWriter) -> Result<
         .db()?
         .execute([])
         .db()?;
-    import
-        .first_id
-        .send(next_case_id(conn)?)
-        .map_err(|_| stopped())?;
     let mut head = ChainHead::load(conn)?;
+    import
+        .start
+        .send(ImportStart {
+            next_id: next_case_id(conn)?,
+            chain: head.link()?,
+        })
+        .map_err(|_| stopped())?;
     // Prepared once for the import, not looked up by its text for every case.
     let mut insert = conn.prepare_cached(INSERT_CASE).db()?;
     let mut search = conn.prepare_cached(crate::search::INSERT).db()?;
@@ -609,14 +629,14 @@ pub(crate) fn import_encoded(conn: &Connection, import: ImportWriter) -> Result<
                         &mut search,
                         &CaseRow::with_doc(&r.case, std::mem::take(&mut r.doc)),
                     )?;
-                    head.append_prepared(conn, r.case.id, 0, &r.events)?;
+                    head.append_linked(conn, r.case.id, &r.events)?;
                 }
                 let _ = import.spent.send(rows);
             }
             ImportPart::End { rollups, last_seq } => {
                 head.save(conn)?;
                 if crate::bulk::active(conn)? {
-                    rollups.write_days(conn)?;
+                    rollups.stage_days(conn)?;
                 } else {
                     rollups.write(conn)?;
                 }

@@ -105,18 +105,43 @@ impl RollupDelta {
             .add(c);
     }
 
+    /// For a job of a bulk import: the days are appended to `rollup_days_staged`
+    /// (migration 0020) and summed into the daily counters at the import's end
+    /// ([`merge_staged_days`]); the tables derived from the days (the running totals) are
+    /// built then too ([`rebuild_derived`]), as the deferred indexes are: per row they were
+    /// most of the import's writer time. The gauges, a few rows near the roots, are written
+    /// as usual.
+    pub fn stage_days(&self, conn: &Connection) -> Result<()> {
+        bump_generation(conn)?;
+        let mut append = conn
+            .prepare_cached(
+                "INSERT INTO rollup_days_staged
+                     (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .db()?;
+        let rows = self
+            .counters
+            .iter()
+            .flat_map(|(org, days)| days.iter().map(move |(day, c)| (org, day, c)));
+        for (org, day, c) in rows.filter(|(_, _, c)| !c.is_zero()) {
+            append
+                .execute(params![
+                    org,
+                    day.to_string(),
+                    c.received,
+                    c.closed,
+                    c.closed_on_time,
+                    c.rework,
+                    c.rated,
+                    c.satisfied
+                ])
+                .db()?;
+        }
+        self.write_gauges(conn)
+    }
+
     pub fn write(&self, conn: &Connection) -> Result<()> {
-        self.write_with(conn, true)
-    }
-
-    /// Writes the days and gauges only, not the table derived from the days (the running
-    /// totals): a bulk import builds those once at its end ([`rebuild_derived`]),
-    /// as it builds its deferred indexes; per row they were most of its writer's time.
-    pub fn write_days(&self, conn: &Connection) -> Result<()> {
-        self.write_with(conn, false)
-    }
-
-    fn write_with(&self, conn: &Connection, derived: bool) -> Result<()> {
         // Even when empty: an import writes gauges itself, then calls this.
         bump_generation(conn)?;
         if !self.counters.is_empty() {
@@ -152,25 +177,28 @@ impl RollupDelta {
                     ])
                     .db()?;
             }
-            if derived {
-                self.write_running(conn)?;
-                self.write_by_parent(conn)?;
-            }
+            self.write_running(conn)?;
+            self.write_by_parent(conn)?;
         }
-        if !self.gauges.is_empty() {
-            let mut upsert = conn
-                .prepare_cached(
-                    "INSERT INTO rollup_gauges (org, key, n) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (org, key) DO UPDATE SET n = n + excluded.n",
-                )
-                .db()?;
-            let rows = self
-                .gauges
-                .iter()
-                .flat_map(|(org, keys)| keys.iter().map(move |(key, n)| (org, key, n)));
-            for (org, key, n) in rows.filter(|(_, _, n)| **n != 0) {
-                upsert.execute(params![org, key, n]).db()?;
-            }
+        self.write_gauges(conn)
+    }
+
+    fn write_gauges(&self, conn: &Connection) -> Result<()> {
+        if self.gauges.is_empty() {
+            return Ok(());
+        }
+        let mut upsert = conn
+            .prepare_cached(
+                "INSERT INTO rollup_gauges (org, key, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org, key) DO UPDATE SET n = n + excluded.n",
+            )
+            .db()?;
+        let rows = self
+            .gauges
+            .iter()
+            .flat_map(|(org, keys)| keys.iter().map(move |(key, n)| (org, key, n)));
+        for (org, key, n) in rows.filter(|(_, _, n)| **n != 0) {
+            upsert.execute(params![org, key, n]).db()?;
         }
         Ok(())
     }
@@ -852,6 +880,34 @@ fn fill_running_if_missing(conn: &Connection) -> Result<bool> {
 
 /// Builds the tables derived from the daily rollups (the running totals and their copy by
 /// parent) anew from the days: at the end of a bulk import, which wrote only the days.
+/// Sums the days a bulk import staged ([`RollupDelta::stage_days`]) into the daily
+/// counters: one sort, then rows appended in key order (into an empty table, as an import
+/// starts from a store without cases). Returns how many staged rows there were.
+pub(crate) fn merge_staged_days(conn: &Connection) -> Result<usize> {
+    // `WHERE true`: SQLite's grammar needs a WHERE before an upsert's ON CONFLICT.
+    conn.execute(
+        "INSERT INTO rollup_counters
+             (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+         SELECT org, day, sum(received), sum(closed), sum(closed_on_time), sum(rework),
+                sum(rated), sum(satisfied)
+         FROM rollup_days_staged WHERE true GROUP BY org, day ORDER BY org, day
+         ON CONFLICT (org, day) DO UPDATE SET
+             received = received + excluded.received,
+             closed = closed + excluded.closed,
+             closed_on_time = closed_on_time + excluded.closed_on_time,
+             rework = rework + excluded.rework,
+             rated = rated + excluded.rated,
+             satisfied = satisfied + excluded.satisfied",
+        [],
+    )
+    .db()?;
+    let staged = conn.execute("DELETE FROM rollup_days_staged", []).db()?;
+    if staged > 0 {
+        bump_generation(conn)?;
+    }
+    Ok(staged)
+}
+
 pub(crate) fn rebuild_derived(conn: &Connection) -> Result<()> {
     conn.execute_batch("DELETE FROM rollup_running").db()?;
     fill_running_if_missing(conn)?;

@@ -110,6 +110,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0019_records_without_frame_magic",
         include_str!("../../../migrations/sqlite/0019_records_without_frame_magic.sql"),
     ),
+    (
+        20,
+        "0020_staged_import_days",
+        include_str!("../../../migrations/sqlite/0020_staged_import_days.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
