@@ -60,14 +60,17 @@ const UNINDEXED_SEARCH_COLLECT: usize = 4 * UNINDEXED_SEARCH_BUDGET;
 const SEARCH_DRIVES: usize = 10_000;
 
 /// The statuses of open cases, exactly as the partial indexes `cases_open_*` spell their
-/// condition: a query must repeat it verbatim for SQLite to use them.
-pub(crate) const OPEN: &str =
-    "status IN ('reported', 'accepted', 'dispatched', 'in_progress', 'replied')";
+/// condition: a query must repeat it verbatim for SQLite to use them. Equalities joined by
+/// OR, not `IN (...)`: SQLite tests a partial index's condition on every row written, and a
+/// list of more than two values by building a temporary index of it each time (migration
+/// 0021).
+pub(crate) const OPEN: &str = "(status = 'reported' OR status = 'accepted' \
+     OR status = 'dispatched' OR status = 'in_progress' OR status = 'replied')";
 
 /// The final statuses (every status not open), exactly as the partial path indexes of
-/// closed cases `cases_status_org_path` and `cases_status_area_path` (migration 0015) spell
-/// their condition: a query must repeat it verbatim for SQLite to use them.
-pub(crate) const CLOSED: &str = "status IN ('closed', 'rejected', 'merged')";
+/// closed cases `cases_status_org_path` and `cases_status_area_path` (migrations 0015 and
+/// 0021) spell their condition: a query must repeat it verbatim for SQLite to use them.
+pub(crate) const CLOSED: &str = "(status = 'closed' OR status = 'rejected' OR status = 'merged')";
 
 /// The deadline sort key as stored in the generated column `deadline_key`, and the same
 /// computed from `deadline` and the id: SQLite reads the table row for a virtual column
@@ -1264,9 +1267,9 @@ mod tests {
         let closed: Vec<String> = Status::ALL
             .iter()
             .filter(|s| !s.is_open())
-            .map(|s| format!("'{s}'"))
+            .map(|s| format!("status = '{s}'"))
             .collect();
-        assert_eq!(CLOSED, format!("status IN ({})", closed.join(", ")));
+        assert_eq!(CLOSED, format!("({})", closed.join(" OR ")));
     }
 
     #[test]
@@ -1295,9 +1298,9 @@ mod tests {
         let open: Vec<String> = Status::ALL
             .iter()
             .filter(|s| s.is_open())
-            .map(|s| format!("'{s}'"))
+            .map(|s| format!("status = '{s}'"))
             .collect();
-        assert_eq!(OPEN, format!("status IN ({})", open.join(", ")));
+        assert_eq!(OPEN, format!("({})", open.join(" OR ")));
     }
 
     /// Ends a share of the contract's cases (which it leaves open) in each final status, as

@@ -115,6 +115,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0020_staged_import_days",
         include_str!("../../../migrations/sqlite/0020_staged_import_days.sql"),
     ),
+    (
+        21,
+        "0021_status_conditions_without_lists",
+        include_str!("../../../migrations/sqlite/0021_status_conditions_without_lists.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
