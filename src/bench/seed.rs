@@ -271,6 +271,13 @@ struct Written {
     open: u64,
 }
 
+impl Written {
+    fn add(&mut self, other: &Written) {
+        self.cases += other.cases;
+        self.open += other.open;
+    }
+}
+
 /// What every generator thread shares.
 struct Generator {
     province: Arc<Province>,
@@ -391,12 +398,46 @@ async fn write_cases(
     // this task goes on collecting days, so that generating never waits for a write.
     let total: u64 = days.iter().map(|d| d.1).sum();
     let (batches, mut to_import) = tokio::sync::mpsc::channel::<Vec<ImportCase>>(BATCHES_QUEUED);
+    // The embedded store runs its write jobs one at a time in the order they were queued, so
+    // a second call may be made before the first is over: its job waits behind the first,
+    // while the store encodes its cases. One call at a time left the encoder idle while the
+    // writer finished each job (its rollups, its commit) and the writer idle while the encoder
+    // began the next. A store with writers of its own (PostgreSQL) gets one call at a time.
+    let overlap = args.database_url.is_none();
     let importer = tokio::spawn(async move {
         let mut written = Written { cases: 0, open: 0 };
         let started = Instant::now();
         let mut shown = Instant::now();
+        // The call in flight, and its cases for the count once it is over.
+        let mut in_flight: Option<(Importing<'_>, Written)> = None;
         while let Some(batch) = to_import.recv().await {
-            import(store.as_ref(), batch, &mut written).await?;
+            let counted = Written {
+                cases: batch.len() as u64,
+                open: batch.iter().filter(|c| c.case.status.is_open()).count() as u64,
+            };
+            let mut next = store.import_cases(batch);
+            // Polled once now, so that its write job is queued behind the one in flight:
+            // ids follow time.
+            let started_now = if overlap {
+                std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx))).await
+            } else {
+                std::task::Poll::Pending
+            };
+            if let Some((prev, n)) = in_flight.take() {
+                prev.await.map_err(|e| e.to_string())?;
+                written.add(&n);
+            }
+            match started_now {
+                std::task::Poll::Ready(done) => {
+                    done.map_err(|e| e.to_string())?;
+                    written.add(&counted);
+                }
+                std::task::Poll::Pending if overlap => in_flight = Some((next, counted)),
+                std::task::Poll::Pending => {
+                    next.await.map_err(|e| e.to_string())?;
+                    written.add(&counted);
+                }
+            }
             if shown.elapsed() >= StdDuration::from_secs(5) {
                 shown = Instant::now();
                 let secs = started.elapsed().as_secs_f64();
@@ -409,6 +450,10 @@ async fn write_cases(
                     (total - written.cases.min(total)) as f64 / rate.max(1.0)
                 );
             }
+        }
+        if let Some((prev, n)) = in_flight {
+            prev.await.map_err(|e| e.to_string())?;
+            written.add(&n);
         }
         Ok::<_, String>(written)
     });
@@ -460,11 +505,9 @@ async fn write_cases(
     Ok(written)
 }
 
-async fn import(store: &dyn Store, batch: Vec<ImportCase>, w: &mut Written) -> Result<(), String> {
-    w.cases += batch.len() as u64;
-    w.open += batch.iter().filter(|c| c.case.status.is_open()).count() as u64;
-    store.import_cases(batch).await.map_err(|e| e.to_string())
-}
+/// A call of `Store::import_cases` under way.
+type Importing<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = gridloop_store::Result<()>> + Send + 'a>>;
 
 /// The SQLite files' size (database and WAL); `None` for other stores.
 fn db_bytes(data: &Path) -> Option<u64> {
