@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gridloop_store::{Result, StoreError};
 use rusqlite::Connection;
@@ -253,8 +253,12 @@ fn bound_wal(conn: &Connection, restart: u64, limit: u64) {
     }
 }
 
+/// A batch of several jobs that takes longer than this is logged with where its time went.
+const SLOW_BATCH: Duration = Duration::from_secs(1);
+
 /// Runs up to [`MAX_BATCH`] jobs from the front of `queue` in one transaction.
 fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
+    let started = Instant::now();
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         // Another process holds the write lock past the busy timeout, or the disk is gone:
         // fail what is queued now rather than spin on it.
@@ -335,6 +339,7 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
             return;
         }
     }
+    let jobs_done = started.elapsed();
     if let Err(e) = terms.write(conn) {
         abort(
             conn,
@@ -343,8 +348,21 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
         );
         return;
     }
+    let terms_written = started.elapsed();
     match exec(conn, "COMMIT") {
         Ok(()) => {
+            let all = started.elapsed();
+            // Every job of the batch waited this long: worth knowing where the time went
+            // when it is long (seconds behind every caller), not on every batch.
+            if all >= SLOW_BATCH && done.len() > 1 {
+                tracing::warn!(
+                    jobs = done.len(),
+                    jobs_ms = jobs_done.as_millis() as u64,
+                    search_terms_ms = (terms_written - jobs_done).as_millis() as u64,
+                    commit_ms = (all - terms_written).as_millis() as u64,
+                    "a slow write batch"
+                );
+            }
             tracing::trace!(jobs = done.len(), "committed a batch");
             for r in done {
                 r.send(None);
