@@ -259,7 +259,8 @@ impl PreparedCase {
         let mut doc = identity(id, &self.case.number)?;
         doc.push_str(&self.doc_tail);
         insert_row(conn, &CaseRow::with_json(&self.case, &doc)?)?;
-        head.append_prepared(conn, id, 0, &self.events)?;
+        head.link()?.link(id, &mut self.events)?;
+        head.append_linked(conn, id, &self.events)?;
         Ok(self.case)
     }
 }

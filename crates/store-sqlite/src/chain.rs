@@ -106,58 +106,6 @@ impl ChainHead {
         Ok(())
     }
 
-    /// As [`ChainHead::append`] for events encoded off the writer (bulk imports, new cases).
-    pub fn append_prepared(
-        &mut self,
-        conn: &Connection,
-        case_id: i64,
-        mut seq: i64,
-        events: &[PreparedEvent],
-    ) -> Result<()> {
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT INTO events (id, case_id, seq, action, actor, at, details, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .db()?;
-        // The previous hash in hex, as the next event hashes it: kept here between the
-        // case's events, made a string once at the end.
-        let mut prev = [0u8; 64];
-        let mut prev_len = 0;
-        for e in events {
-            let id = self.id + 1;
-            seq += 1;
-            let prev_hex = if prev_len == 0 {
-                self.hash.as_bytes()
-            } else {
-                &prev[..prev_len]
-            };
-            let hash = e.hash(prev_hex, id, case_id, seq);
-            insert
-                .execute(params![
-                    id,
-                    case_id,
-                    seq,
-                    e.action,
-                    e.actor,
-                    e.at,
-                    e.stored,
-                    &hash[..]
-                ])
-                .db()?;
-            self.id = id;
-            hex::encode_to_slice(hash, &mut prev)
-                .map_err(|err| StoreError::Backend(format!("cannot hex a hash: {err}")))?;
-            prev_len = prev.len();
-            self.dirty = true;
-        }
-        if prev_len > 0 {
-            // Hex digits are ASCII.
-            self.hash = String::from_utf8_lossy(&prev).into_owned();
-        }
-        Ok(())
-    }
-
     /// Where events appended after this head continue the chain, for [`ChainLink`].
     pub fn link(&self) -> Result<ChainLink> {
         let mut prev_hex = [0u8; 64];
@@ -174,8 +122,9 @@ impl ChainHead {
         })
     }
 
-    /// Inserts a new case's events linked by a [`ChainLink`] from this head (their ids and
-    /// hashes given), checking that they continue the chain where it ends.
+    /// Inserts a new case's events (encoded off the writer) linked by a [`ChainLink`] from
+    /// this head, their ids and hashes given, checking that they continue the chain where
+    /// it ends.
     pub fn append_linked(
         &mut self,
         conn: &Connection,
@@ -244,7 +193,7 @@ pub(crate) struct PreparedEvent {
     hashed_tail: Box<[u8]>,
     /// ... and the details as stored (compressed, see [`codec`]).
     stored: Vec<u8>,
-    /// Its id and hash, when given off the writer by a [`ChainLink`] (bulk imports).
+    /// Its id and hash, once given by a [`ChainLink`].
     linked: Option<(i64, [u8; 32])>,
 }
 
@@ -297,10 +246,11 @@ impl PreparedEvent {
     }
 }
 
-/// Where a bulk import's events continue the chain: the last id and its hash (hex, as the
-/// next event hashes it). An import is one write job, so nothing else appends to the chain
-/// meanwhile, and its encoder can hash the events in order off the writer (SHA-256 of every
-/// event was ~5% of the writer's time), given the head when the job starts.
+/// Where new events continue the chain: the last id and its hash (hex, as the next event
+/// hashes it). A new case's events are linked on the writer, within its job. A bulk import
+/// is one write job, so nothing else appends to the chain meanwhile, and its encoder links
+/// the events in order off the writer (SHA-256 of every event was ~5% of the writer's
+/// time), given the head when the job starts.
 pub(crate) struct ChainLink {
     id: i64,
     prev_hex: [u8; 64],

@@ -113,31 +113,12 @@ impl RollupDelta {
     /// as usual.
     pub fn stage_days(&self, conn: &Connection) -> Result<()> {
         bump_generation(conn)?;
-        let mut append = conn
-            .prepare_cached(
-                "INSERT INTO rollup_days_staged
-                     (org, day, received, closed, closed_on_time, rework, rated, satisfied)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .db()?;
-        let rows = self
-            .counters
-            .iter()
-            .flat_map(|(org, days)| days.iter().map(move |(day, c)| (org, day, c)));
-        for (org, day, c) in rows.filter(|(_, _, c)| !c.is_zero()) {
-            append
-                .execute(params![
-                    org,
-                    day.to_string(),
-                    c.received,
-                    c.closed,
-                    c.closed_on_time,
-                    c.rework,
-                    c.rated,
-                    c.satisfied
-                ])
-                .db()?;
-        }
+        self.put_days(
+            conn,
+            "INSERT INTO rollup_days_staged
+                 (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
         self.write_gauges(conn)
     }
 
@@ -145,42 +126,47 @@ impl RollupDelta {
         // Even when empty: an import writes gauges itself, then calls this.
         bump_generation(conn)?;
         if !self.counters.is_empty() {
-            let mut upsert = conn
-                .prepare_cached(
-                    "INSERT INTO rollup_counters
-                         (org, day, received, closed, closed_on_time, rework, rated, satisfied)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (org, day) DO UPDATE SET
-                         received = received + excluded.received,
-                         closed = closed + excluded.closed,
-                         closed_on_time = closed_on_time + excluded.closed_on_time,
-                         rework = rework + excluded.rework,
-                         rated = rated + excluded.rated,
-                         satisfied = satisfied + excluded.satisfied",
-                )
-                .db()?;
-            let rows = self
-                .counters
-                .iter()
-                .flat_map(|(org, days)| days.iter().map(move |(day, c)| (org, day, c)));
-            for (org, day, c) in rows.filter(|(_, _, c)| !c.is_zero()) {
-                upsert
-                    .execute(params![
-                        org,
-                        day.to_string(),
-                        c.received,
-                        c.closed,
-                        c.closed_on_time,
-                        c.rework,
-                        c.rated,
-                        c.satisfied
-                    ])
-                    .db()?;
-            }
+            self.put_days(
+                conn,
+                "INSERT INTO rollup_counters
+                     (org, day, received, closed, closed_on_time, rework, rated, satisfied)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (org, day) DO UPDATE SET
+                     received = received + excluded.received,
+                     closed = closed + excluded.closed,
+                     closed_on_time = closed_on_time + excluded.closed_on_time,
+                     rework = rework + excluded.rework,
+                     rated = rated + excluded.rated,
+                     satisfied = satisfied + excluded.satisfied",
+            )?;
             self.write_running(conn)?;
             self.write_by_parent(conn)?;
         }
         self.write_gauges(conn)
+    }
+
+    /// Runs `sql` (parameters: org, day, then the six counters) for each org's day with
+    /// counters.
+    fn put_days(&self, conn: &Connection, sql: &str) -> Result<()> {
+        let mut put = conn.prepare_cached(sql).db()?;
+        let rows = self
+            .counters
+            .iter()
+            .flat_map(|(org, days)| days.iter().map(move |(day, c)| (org, day, c)));
+        for (org, day, c) in rows.filter(|(_, _, c)| !c.is_zero()) {
+            put.execute(params![
+                org,
+                day.to_string(),
+                c.received,
+                c.closed,
+                c.closed_on_time,
+                c.rework,
+                c.rated,
+                c.satisfied
+            ])
+            .db()?;
+        }
+        Ok(())
     }
 
     fn write_gauges(&self, conn: &Connection) -> Result<()> {

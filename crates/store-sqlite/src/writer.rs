@@ -277,34 +277,12 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
     // A job alone in its batch needs no savepoint: the transaction is its own, and rolling
     // it back undoes the job. A savepoint copies every page a job first changes (a bulk
     // import's ~8% of the writer's time).
-    if queue.len() == 1 {
-        let job = queue.pop_front().expect("one job");
-        let reply = job.run(conn);
-        if !reply.succeeded() {
-            if !conn.is_autocommit()
-                && let Err(e) = exec(conn, "ROLLBACK")
-            {
-                tracing::error!(error = %e, "cannot roll back a failed write job");
-            }
-            reply.send(None);
-            return;
-        }
-        done.push(reply);
-        if conn.is_autocommit() {
-            abort(
-                conn,
-                done,
-                "the write transaction was rolled back by the database",
-            );
-            return;
-        }
-        taken = MAX_BATCH;
-    }
+    let alone = queue.len() == 1;
     while taken < MAX_BATCH {
         let Some(job) = queue.pop_front() else { break };
         taken += 1;
         let held = terms.mark();
-        if let Err(e) = exec(conn, "SAVEPOINT job") {
+        if !alone && let Err(e) = exec(conn, "SAVEPOINT job") {
             let msg = format!("cannot open a savepoint: {e}");
             job.fail(&msg);
             abort(conn, done, &msg);
@@ -312,12 +290,21 @@ fn run_batch(conn: &Connection, queue: &mut VecDeque<Box<dyn Job>>) {
         }
         let reply = job.run(conn);
         if reply.succeeded() {
-            if let Err(e) = exec(conn, "RELEASE job") {
+            if !alone && let Err(e) = exec(conn, "RELEASE job") {
                 done.push(reply);
                 abort(conn, done, &format!("cannot release a savepoint: {e}"));
                 return;
             }
             done.push(reply);
+        } else if alone {
+            // Undo the job with its transaction; its error is its answer.
+            if !conn.is_autocommit()
+                && let Err(e) = exec(conn, "ROLLBACK")
+            {
+                tracing::error!(error = %e, "cannot roll back a failed write job");
+            }
+            reply.send(None);
+            return;
         } else {
             // Undo just this job; its error is its answer, whatever happens to the batch.
             let undone = exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"));
