@@ -120,6 +120,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0021_status_conditions_without_lists",
         include_str!("../../../migrations/sqlite/0021_status_conditions_without_lists.sql"),
     ),
+    (
+        22,
+        "0022_case_search_merged_in_steps",
+        include_str!("../../../migrations/sqlite/0022_case_search_merged_in_steps.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)

@@ -106,6 +106,13 @@ thread_local! {
 /// A new case's search terms (migration 0017).
 pub(crate) const INSERT: &str = "INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)";
 
+/// A step of merging the index's segments: at most this many pages (4 KiB each) written,
+/// continuing a merge under way or starting one on a level of 16 segments (migration 0022).
+/// A batch adds one segment of a few pages, and each page is merged again about once per
+/// level (five at 10M cases), so steps of 64 keep up with batches of hundreds of cases,
+/// while one step costs a batch ~10 ms, not the ~15 s of merging a large level at once.
+const MERGE_STEP: &str = "INSERT INTO cases_search (cases_search, rank) VALUES ('merge', 64)";
+
 /// Writes a new case's terms with `insert` ([`INSERT`] prepared), or, inside a writer's
 /// batch, holds them until [`DeferredTerms::write`].
 pub(crate) fn index(insert: &mut rusqlite::Statement<'_>, id: i64, terms: String) -> Result<()> {
@@ -129,7 +136,8 @@ pub(crate) fn index(insert: &mut rusqlite::Statement<'_>, id: i64, terms: String
 /// of its own. Indexed as each case went in, every new case became a segment of its own, and
 /// writing and merging those (16 to a level) was ~23% of the writer's time under intake at
 /// 10M, with stalls of ~25 s when a merge reached the large segments (issue #5). Written
-/// after the batch's last savepoint, a batch's cases make one segment.
+/// after the batch's last savepoint, a batch's cases make one segment, and the batch then
+/// takes one bounded step of merging segments.
 /// Only the writer's batches hold terms back; elsewhere (a copy, a test) they go in at once.
 pub(crate) struct DeferredTerms(());
 
@@ -153,7 +161,8 @@ impl DeferredTerms {
         });
     }
 
-    /// Writes the held terms, in case order, inside the batch's transaction.
+    /// Writes the held terms, in case order, inside the batch's transaction, and takes a
+    /// step of merging the index's segments ([`MERGE_STEP`]).
     pub fn write(&self, conn: &Connection) -> Result<()> {
         let held = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take));
         let mut held = held.unwrap_or_default();
@@ -165,6 +174,7 @@ impl DeferredTerms {
         for (id, terms) in &held {
             insert.execute(rusqlite::params![id, terms]).db()?;
         }
+        conn.prepare_cached(MERGE_STEP).db()?.execute([]).db()?;
         Ok(())
     }
 }
@@ -258,18 +268,79 @@ mod tests {
         }
     }
 
-    /// The index does not merge its segments on every write (migration 0017).
-    #[test]
-    fn the_index_does_not_merge_on_writes() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::schema::migrate(&mut conn).unwrap();
-        let automerge: i64 = conn
+    fn config(conn: &Connection, key: &str) -> i64 {
+        conn.query_row(
+            "SELECT v FROM cases_search_config WHERE k = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// The number of segments in the index, from the header of FTS5's structure record
+    /// (a 4-byte cookie, then the number of levels and of segments as varints).
+    fn segments(conn: &Connection) -> u64 {
+        let block: Vec<u8> = conn
             .query_row(
-                "SELECT v FROM cases_search_config WHERE k = 'automerge'",
+                "SELECT block FROM cases_search_data WHERE id = 10",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(automerge, 0);
+        let mut at = 4;
+        let mut varint = || {
+            let mut v = 0u64;
+            loop {
+                let b = block[at];
+                at += 1;
+                v = (v << 7) | u64::from(b & 0x7f);
+                if b & 0x80 == 0 {
+                    return v;
+                }
+            }
+        };
+        let _levels = varint();
+        varint()
+    }
+
+    /// The index merges in steps taken by write batches, never on its own (migrations 0017
+    /// and 0022).
+    #[test]
+    fn the_index_merges_only_in_steps() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        assert_eq!(config(&conn, "automerge"), 0);
+        assert_eq!(config(&conn, "usermerge"), 16);
+        assert_eq!(config(&conn, "crisismerge"), 64);
+    }
+
+    /// Each batch adds a segment; its merge step keeps their number near 16, where without
+    /// it 40 batches would leave 40 (the crisis merge waits for 64).
+    #[test]
+    fn batches_merge_the_segments_they_add() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let insert_one = |conn: &Connection, id: i64| {
+            let held = DeferredTerms::start();
+            let mut insert = conn.prepare_cached(INSERT).unwrap();
+            index(&mut insert, id, terms(&[&format!("路灯不亮{id}")])).unwrap();
+            held.write(conn).unwrap();
+        };
+        for id in 1..=40 {
+            conn.execute_batch("BEGIN").unwrap();
+            insert_one(&conn, id);
+            conn.execute_batch("COMMIT").unwrap();
+        }
+        let n = segments(&conn);
+        assert!((1..=17).contains(&n), "{n} segments after 40 batches");
+        // Merged, every case is still found.
+        let found: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM cases_search WHERE cases_search MATCH ?1",
+                [match_query("路灯").unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 40);
     }
 }
