@@ -13,7 +13,7 @@
 //! Letters are folded to lower case for ASCII only, as LIKE does (and as FTS5's `ascii`
 //! tokenizer, which keeps every non-ASCII character as part of a term).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use gridloop_store::{Result, StoreError};
 use rusqlite::Connection;
@@ -101,17 +101,51 @@ thread_local! {
     /// New cases' terms held back until the end of the write batch they belong to, while a
     /// [`DeferredTerms`] is alive on this thread.
     static DEFERRED: RefCell<Option<Vec<(i64, String)>>> = const { RefCell::new(None) };
+    /// New cases indexed on this thread whose merge work no step has done yet
+    /// ([`merge_step`]).
+    static MERGE_BUDGET: Cell<usize> = const { Cell::new(0) };
 }
 
 /// A new case's search terms (migration 0017).
 pub(crate) const INSERT: &str = "INSERT INTO cases_search (rowid, terms) VALUES (?1, ?2)";
 
-/// A step of merging the index's segments: at most this many pages (4 KiB each) written,
+/// A step of merging the index's segments: at most `?1` pages (4 KiB each) written,
 /// continuing a merge under way or starting one on a level of 16 segments (migration 0022).
-/// A batch adds one segment of a few pages, and each page is merged again about once per
-/// level (five at 10M cases), so steps of 64 keep up with batches of hundreds of cases,
-/// while one step costs a batch ~10 ms, not the ~15 s of merging a large level at once.
-const MERGE_STEP: &str = "INSERT INTO cases_search (cases_search, rank) VALUES ('merge', 64)";
+const MERGE_STEP: &str = "INSERT INTO cases_search (cases_search, rank) VALUES ('merge', ?1)";
+
+/// New cases that earn a page of merge work. A case's terms take ~70 bytes of the index
+/// and are rewritten about once per level (four or five at 10M cases): ~0.08 page a case.
+/// A page per four cases keeps merges three times ahead of that, and merges the largest
+/// level of a 10M store (160,000 pages) in the time 640,000 cases come in.
+const CASES_PER_MERGE_PAGE: usize = 4;
+/// The smallest step taken: a step costs ~0.4 ms before any page (finding its place in
+/// every segment it merges), so batches of a few cases save their pages up for it.
+const MERGE_STEP_MIN: usize = 16;
+/// The largest step taken: ~5 ms (and up to ~20) of one batch's time; a bulk import's
+/// batches of thousands of cases fall behind and leave the rest to crisis merges.
+const MERGE_STEP_MAX: usize = 64;
+
+/// Merges as much of the index as the new cases written on this thread have earned, once
+/// that is worth a step. Before, all merging waited for a level to fill up and then merged
+/// it at once inside one batch: ~15 s for the level holding an import's large segment,
+/// every writer held back. A fixed step in every batch cost batches of a few cases more
+/// than their own writing while a large level merged (16 clients at 10M: 570–720 cases/s).
+fn merge_step(conn: &Connection, cases: usize) -> Result<()> {
+    let pages = MERGE_BUDGET.with(|b| {
+        let earned = b.get() + cases;
+        let pages = earned / CASES_PER_MERGE_PAGE;
+        let spend = pages >= MERGE_STEP_MIN;
+        b.set(if spend { 0 } else { earned });
+        spend.then_some(pages.min(MERGE_STEP_MAX))
+    });
+    if let Some(pages) = pages {
+        conn.prepare_cached(MERGE_STEP)
+            .db()?
+            .execute([pages as i64])
+            .db()?;
+    }
+    Ok(())
+}
 
 /// Writes a new case's terms with `insert` ([`INSERT`] prepared), or, inside a writer's
 /// batch, holds them until [`DeferredTerms::write`].
@@ -137,7 +171,7 @@ pub(crate) fn index(insert: &mut rusqlite::Statement<'_>, id: i64, terms: String
 /// writing and merging those (16 to a level) was ~23% of the writer's time under intake at
 /// 10M, with stalls of ~25 s when a merge reached the large segments (issue #5). Written
 /// after the batch's last savepoint, a batch's cases make one segment, and the batch then
-/// takes one bounded step of merging segments.
+/// merges segments in a bounded step.
 /// Only the writer's batches hold terms back; elsewhere (a copy, a test) they go in at once.
 pub(crate) struct DeferredTerms(());
 
@@ -161,8 +195,8 @@ impl DeferredTerms {
         });
     }
 
-    /// Writes the held terms, in case order, inside the batch's transaction, and takes a
-    /// step of merging the index's segments ([`MERGE_STEP`]).
+    /// Writes the held terms, in case order, inside the batch's transaction, and merges as
+    /// much of the index as they have earned ([`merge_step`]).
     pub fn write(&self, conn: &Connection) -> Result<()> {
         let held = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take));
         let mut held = held.unwrap_or_default();
@@ -174,8 +208,7 @@ impl DeferredTerms {
         for (id, terms) in &held {
             insert.execute(rusqlite::params![id, terms]).db()?;
         }
-        conn.prepare_cached(MERGE_STEP).db()?.execute([]).db()?;
-        Ok(())
+        merge_step(conn, held.len())
     }
 }
 
@@ -314,21 +347,24 @@ mod tests {
         assert_eq!(config(&conn, "crisismerge"), 64);
     }
 
-    /// Each batch adds a segment; its merge step keeps their number near 16, where without
-    /// it 40 batches would leave 40 (the crisis merge waits for 64).
+    /// Each batch adds a segment; the steps its cases earn keep their number near 16 (here a
+    /// step every 16 batches of four cases), where without them 40 batches would leave 40
+    /// (the crisis merge waits for 64).
     #[test]
     fn batches_merge_the_segments_they_add() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::schema::migrate(&mut conn).unwrap();
-        let insert_one = |conn: &Connection, id: i64| {
+        let mut id = 0;
+        for _batch in 0..40 {
+            conn.execute_batch("BEGIN").unwrap();
             let held = DeferredTerms::start();
             let mut insert = conn.prepare_cached(INSERT).unwrap();
-            index(&mut insert, id, terms(&[&format!("路灯不亮{id}")])).unwrap();
-            held.write(conn).unwrap();
-        };
-        for id in 1..=40 {
-            conn.execute_batch("BEGIN").unwrap();
-            insert_one(&conn, id);
+            for _case in 0..4 {
+                id += 1;
+                index(&mut insert, id, terms(&[&format!("路灯不亮{id}")])).unwrap();
+            }
+            held.write(&conn).unwrap();
+            drop(insert);
             conn.execute_batch("COMMIT").unwrap();
         }
         let n = segments(&conn);
@@ -341,6 +377,6 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(found, 40);
+        assert_eq!(found, 160);
     }
 }
