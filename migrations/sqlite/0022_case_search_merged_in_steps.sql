@@ -1,6 +1,6 @@
--- The search index's segments are merged a few pages at a time by every write batch that
--- indexes new cases (`search.rs`, `DeferredTerms::write`), instead of all at once when a
--- level fills up.
+-- The search index's segments are merged a few pages at a time, in steps taken by the write
+-- batches that index new cases (a page per four cases; `search.rs`, `merge_step`), instead
+-- of all at once when a level fills up.
 --
 -- Since 0017 only crisis merges ran: when a level held 16 segments, the write that added the
 -- 16th merged the whole level before it could commit. The higher the level, the larger its
