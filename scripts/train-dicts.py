@@ -46,7 +46,7 @@ def main():
     conn = sqlite3.connect(db)
     random.seed(int(number))
     sets = {
-        "case": "SELECT doc FROM cases ORDER BY random() LIMIT 6000",
+        "case": "SELECT doc FROM case_docs ORDER BY random() LIMIT 6000",
         "event": "SELECT details FROM events ORDER BY random() LIMIT 20000",
     }
     for name, query in sets.items():

@@ -1,5 +1,6 @@
 //! Cases: the writes (create, update, bulk import) that run on the writer, and the point
-//! reads. A case row keeps its indexed fields in columns and the whole case in `doc`.
+//! reads. A case row keeps its indexed fields in columns; the whole case, its document, is
+//! in `case_docs` under the same id (migration 0023).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
@@ -66,8 +67,8 @@ impl<'a> CaseRow<'a> {
         }
     }
 
-    /// `?1..=?20` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
-    fn params(&self) -> [&dyn ToSql; 20] {
+    /// `?1..=?19` in the order of [`INSERT_CASE`] and [`UPDATE_CASE`].
+    fn params(&self) -> [&dyn ToSql; 19] {
         let c = self.case;
         [
             &c.id,
@@ -85,7 +86,6 @@ impl<'a> CaseRow<'a> {
             &self.due_at,
             &self.created_at,
             &self.updated_at,
-            &self.doc,
             &self.lat,
             &self.lng,
             &c.source_key,
@@ -96,19 +96,22 @@ impl<'a> CaseRow<'a> {
 
 const INSERT_CASE: &str = "INSERT INTO cases (id, number, status, version, channel, category,
         area_path, org_path, created_by, reporter_phone, deadline, overdue, due_at,
-        created_at, updated_at, doc, lat, lng, source_key, visit_id)
+        created_at, updated_at, lat, lng, source_key, visit_id)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-        ?19, ?20)";
+        ?19)";
 
 // The id and number of a case never change: ?2 (the number) is bound but unused, so that
 // both statements share one parameter list.
 const UPDATE_CASE: &str = "UPDATE cases SET status = ?3, version = ?4, channel = ?5,
         category = ?6, area_path = ?7, org_path = ?8, created_by = ?9, reporter_phone = ?10,
         deadline = ?11, overdue = ?12, due_at = ?13, created_at = ?14, updated_at = ?15,
-        doc = ?16, lat = ?17, lng = ?18, source_key = ?19, visit_id = ?20
+        lat = ?16, lng = ?17, source_key = ?18, visit_id = ?19
     WHERE id = ?1";
 
-/// The case in a row's `doc` column (at `idx`), compressed or, if written before
+const INSERT_DOC: &str = "INSERT INTO case_docs (id, doc) VALUES (?1, ?2)";
+const UPDATE_DOC: &str = "UPDATE case_docs SET doc = ?2 WHERE id = ?1";
+
+/// The case in a `case_docs.doc` column read at `idx`, compressed or, if written before
 /// compression, plain JSON.
 pub(crate) fn doc_at(r: &Row<'_>, idx: usize, id: i64) -> Result<Case> {
     let json = codec::decode(Kind::Case, r.get_ref(idx).db()?)?;
@@ -118,14 +121,17 @@ pub(crate) fn doc_at(r: &Row<'_>, idx: usize, id: i64) -> Result<Case> {
 
 pub(crate) fn load_case(conn: &Connection, id: i64) -> Result<Option<Case>> {
     let mut stmt = conn
-        .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
+        .prepare_cached("SELECT doc FROM case_docs WHERE id = ?1")
         .db()?;
     first(stmt.query([id]).db()?, |r| doc_at(r, 0, id))
 }
 
 pub(crate) fn case_by_number(conn: &Connection, number: &str) -> Result<Option<Case>> {
     let mut stmt = conn
-        .prepare_cached("SELECT id, doc FROM cases WHERE number = ?1")
+        .prepare_cached(
+            "SELECT cases.id, case_docs.doc FROM cases
+             JOIN case_docs ON case_docs.id = cases.id WHERE number = ?1",
+        )
         .db()?;
     first(stmt.query([number]).db()?, |r| doc_at(r, 1, get(r, 0)?))
 }
@@ -141,7 +147,7 @@ pub(crate) fn due_cases(conn: &Connection, now: DateTime<Utc>, limit: u32) -> Re
 }
 
 /// The next id: the writer is the only one inserting, so max + 1 inside its transaction
-/// cannot collide, and the id is known before the row (and its `doc`) is written.
+/// cannot collide, and the id is known before the row (and its document) is written.
 fn next_case_id(conn: &Connection) -> Result<i64> {
     conn.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM cases")
         .db()?
@@ -154,21 +160,32 @@ pub(crate) fn insert_case(conn: &Connection, case: &Case) -> Result<()> {
 }
 
 fn insert_row(conn: &Connection, row: &CaseRow<'_>) -> Result<()> {
-    let mut stmt = conn.prepare_cached(INSERT_CASE).db()?;
-    let mut search = conn.prepare_cached(crate::search::INSERT).db()?;
-    insert_with(&mut stmt, &mut search, row)
+    insert_with(&mut Inserts::prepare(conn)?, row)
 }
 
-/// Inserts `row` and its search terms with [`INSERT_CASE`] and [`crate::search::INSERT`] prepared:
-/// the one way a case row is written, so that none misses the search index. The terms come
-/// from the case in hand (the trigger before read them back from the compressed document).
-fn insert_with(
-    stmt: &mut rusqlite::Statement<'_>,
-    search: &mut rusqlite::Statement<'_>,
-    row: &CaseRow<'_>,
-) -> Result<()> {
+/// The statements that write a new case: its row, its document, its search terms.
+struct Inserts<'c> {
+    row: rusqlite::CachedStatement<'c>,
+    doc: rusqlite::CachedStatement<'c>,
+    search: rusqlite::CachedStatement<'c>,
+}
+
+impl Inserts<'_> {
+    fn prepare(conn: &Connection) -> Result<Inserts<'_>> {
+        Ok(Inserts {
+            row: conn.prepare_cached(INSERT_CASE).db()?,
+            doc: conn.prepare_cached(INSERT_DOC).db()?,
+            search: conn.prepare_cached(crate::search::INSERT).db()?,
+        })
+    }
+}
+
+/// Inserts `row`, its document and its search terms: the one way a case is written, so
+/// that none misses its document or the search index. The terms come from the case in hand
+/// (the trigger before read them back from the compressed document).
+fn insert_with(stmts: &mut Inserts<'_>, row: &CaseRow<'_>) -> Result<()> {
     let case = row.case;
-    match stmt.execute(&row.params()[..]) {
+    match stmts.row.execute(&row.params()[..]) {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
             return Err(StoreError::Duplicate(format!(
@@ -178,8 +195,9 @@ fn insert_with(
         }
         Err(e) => return Err(StoreError::Backend(e.to_string())),
     }
+    stmts.doc.execute(params![case.id, row.doc]).db()?;
     let terms = crate::search::terms(&[&case.number, &case.title, &case.description]);
-    crate::search::index(search, case.id, terms)
+    crate::search::index(&mut stmts.search, case.id, terms)
 }
 
 /// Hands out the next number of a local day.
@@ -373,6 +391,10 @@ pub(crate) fn update_case(
         conn.prepare_cached(UPDATE_CASE)
             .db()?
             .execute(&row.params()[..])
+            .db()?;
+        conn.prepare_cached(UPDATE_DOC)
+            .db()?
+            .execute(params![case.id, row.doc])
             .db()?;
     }
     let mut head = ChainHead::load(conn)?;
@@ -619,15 +641,13 @@ pub(crate) fn import_encoded(conn: &Connection, import: ImportWriter) -> Result<
         })
         .map_err(|_| stopped())?;
     // Prepared once for the import, not looked up by its text for every case.
-    let mut insert = conn.prepare_cached(INSERT_CASE).db()?;
-    let mut search = conn.prepare_cached(crate::search::INSERT).db()?;
+    let mut inserts = Inserts::prepare(conn)?;
     loop {
         match import.parts.recv().map_err(|_| stopped())?? {
             ImportPart::Rows(mut rows) => {
                 for r in &mut rows {
                     insert_with(
-                        &mut insert,
-                        &mut search,
+                        &mut inserts,
                         &CaseRow::with_doc(&r.case, std::mem::take(&mut r.doc)),
                     )?;
                     head.append_linked(conn, r.case.id, &r.events)?;

@@ -343,7 +343,7 @@ fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Conv
         Section::NightVisits => ("night_visits", "rowid", VISIT_COLUMNS, |r| {
             visit_from_row(r).map(Record::NightVisit)
         }),
-        Section::Cases => ("cases", "id", "id, doc", |r| {
+        Section::Cases => ("case_docs", "id", "id, doc", |r| {
             doc_at(r, 1, get(r, 0)?).map(|c| Record::Case(Box::new(c)))
         }),
         Section::Idempotency => (

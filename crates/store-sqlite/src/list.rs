@@ -255,6 +255,10 @@ fn bbox(b: &BBox) -> Sql {
         .bind(b.max_lng)
 }
 
+/// A listed case's document (`case_docs`, migration 0023), in a query over `cases`. In the
+/// select list SQLite looks it up only for the rows it returns.
+const DOC: &str = "(SELECT doc FROM case_docs WHERE case_docs.id = cases.id)";
+
 /// `q` as a substring of the number, title or description. Title and description are read
 /// from the document rather than kept twice: SQLite parses JSON about as fast as it
 /// compares the text, and a substring search reads every candidate row either way.
@@ -265,11 +269,20 @@ fn search(q: &str) -> Sql {
             .bind(pattern.clone())
             .push(" ESCAPE '\\'")
     };
+    let in_doc = Sql::join(
+        &[
+            like("json_extract(doc_json(d.doc), '$.title')"),
+            like("json_extract(doc_json(d.doc), '$.description')"),
+        ],
+        " OR ",
+        "0",
+    );
     Sql::join(
         &[
             like("number"),
-            like("json_extract(doc_json(doc), '$.title')"),
-            like("json_extract(doc_json(doc), '$.description')"),
+            Sql::new("EXISTS (SELECT 1 FROM case_docs AS d WHERE d.id = cases.id AND (")
+                .append(&in_doc)
+                .push("))"),
         ],
         " OR ",
         "0",
@@ -761,7 +774,8 @@ fn from_sorted(sort: CaseSort, open: bool) -> Sql {
 fn direct_query(sort: CaseSort, from: &Sql, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
     let q = Sql::new("SELECT id, ")
         .push(key_expr(sort))
-        .push(", doc")
+        .push(", ")
+        .push(DOC)
         .append(from)
         .push(" AND ")
         .append(conds);
@@ -772,10 +786,10 @@ fn direct_query(sort: CaseSort, from: &Sql, conds: &Sql, cursor: Option<Key>, li
 /// index's own rowid, which it yields in that order (ordered by `cases.id`, SQLite would
 /// sort them all first).
 fn searched_newest_query(terms: String, conds: &Sql, cursor: Option<Key>, limit: usize) -> Sql {
-    let mut q = Sql::new(
-        "SELECT cases.id, cases.id, cases.doc FROM cases_search
-         JOIN cases ON cases.id = cases_search.rowid WHERE cases_search MATCH ",
-    )
+    let mut q = Sql::new(&format!(
+        "SELECT cases.id, cases.id, {DOC} FROM cases_search
+         JOIN cases ON cases.id = cases_search.rowid WHERE cases_search MATCH "
+    ))
     .bind(terms)
     .push(" AND ")
     .append(conds);
@@ -798,7 +812,9 @@ fn walk_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, limi
         .append(conds)
         .push(" AS hit, CASE WHEN ")
         .append(conds)
-        .push(" THEN doc END")
+        .push(" THEN ")
+        .push(DOC)
+        .push(" END")
         .append(&from_sorted(sort, open));
     finish_query(q, sort, cursor, limit)
 }
@@ -808,7 +824,9 @@ fn collect_query(sort: CaseSort, ids: &Sql, conds: &Sql, after: Option<Key>, lim
     let q = Sql::new("SELECT id, ")
         .push(key_expr(sort))
         // NOT INDEXED: the candidates drive by rowid; no other index may tempt the planner.
-        .push(", doc FROM cases NOT INDEXED WHERE id IN (")
+        .push(", ")
+        .push(DOC)
+        .push(" FROM cases NOT INDEXED WHERE id IN (")
         .append(ids)
         .push(") AND ")
         .append(conds);
@@ -841,7 +859,7 @@ fn read_docs(conn: &Connection, rows: &mut [Listed]) -> Result<()> {
         return Ok(());
     }
     let mut stmt = conn
-        .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
+        .prepare_cached("SELECT doc FROM case_docs WHERE id = ?1")
         .db()?;
     for (k, doc) in rows.iter_mut().filter(|(_, doc)| doc.is_none()) {
         *doc = Some(stmt.query_row([k.id], |r| r.get(0)).db()?);
@@ -1669,7 +1687,7 @@ mod tests {
             assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{}", q.text);
         }
         let docs = conn
-            .prepare_cached("SELECT doc FROM cases WHERE id = ?1")
+            .prepare_cached("SELECT doc FROM case_docs WHERE id = ?1")
             .unwrap();
         assert!(docs.get_status(StatementStatus::Run) >= 3);
         assert_eq!(docs.get_status(StatementStatus::RePrepare), 0);

@@ -125,6 +125,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0022_case_search_merged_in_steps",
         include_str!("../../../migrations/sqlite/0022_case_search_merged_in_steps.sql"),
     ),
+    (
+        23,
+        "0023_case_docs_apart",
+        include_str!("../../../migrations/sqlite/0023_case_docs_apart.sql"),
+    ),
 ];
 
 /// How long a connection waits for a lock held by another process (a backup, the CLI)
@@ -311,6 +316,64 @@ mod tests {
                 (None, None, None, None),
             ]
         );
+    }
+
+    /// Documents kept in the case rows (before 0023) move to `case_docs` as they are stored,
+    /// compressed or plain JSON, and the column leaves the rows.
+    #[test]
+    fn documents_move_out_of_the_case_rows() {
+        use crate::codec::{Kind, compress};
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::codec::register_functions(&conn).unwrap();
+        crate::search::register(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 < 23) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![version, name],
+            )
+            .unwrap();
+        }
+        let json = r#"{"title":"路灯不亮"}"#;
+        let compressed = compress(Kind::Case, json.as_bytes()).unwrap();
+        let docs: [&dyn rusqlite::ToSql; 2] = [&compressed, &json];
+        for (i, doc) in docs.into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO cases (id, number, status, version, channel, area_path, org_path,
+                     overdue, created_at, updated_at, doc)
+                 VALUES (?1, ?2, 'reported', 1, 'hotline', '/1/', '/1/', 0, 0, 0, ?3)",
+                rusqlite::params![i as i64 + 1, format!("n{i}"), doc],
+            )
+            .unwrap();
+        }
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len() as i64);
+        let moved: Vec<(i64, String, Vec<u8>)> = conn
+            .prepare("SELECT id, typeof(doc), CAST(doc AS BLOB) FROM case_docs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            moved,
+            vec![
+                (1, "blob".into(), compressed),
+                (2, "text".into(), json.as_bytes().to_vec()),
+            ]
+        );
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('cases') WHERE name = 'doc'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

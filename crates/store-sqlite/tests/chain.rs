@@ -295,6 +295,10 @@ async fn the_migration_drops_the_stored_links() {
              UPDATE events SET prev_hash = coalesce(
                  (SELECT p.hash FROM events p WHERE p.id = events.id - 1),
                  unhex('0000000000000000000000000000000000000000000000000000000000000000'));
+             -- Documents were in the case rows until migration 0023, and 0017 reads them there.
+             ALTER TABLE cases ADD COLUMN doc TEXT;
+             UPDATE cases SET doc = (SELECT doc FROM case_docs WHERE case_docs.id = cases.id);
+             DROP TABLE case_docs;
              DELETE FROM schema_migrations WHERE version >= 8;",
         )
         .unwrap();

@@ -34,7 +34,7 @@ async fn records_are_compressed_searchable_and_legacy_text_still_reads() {
     let json = serde_json::to_string(&case).unwrap();
     let stored: Vec<u8> = raw
         .query_row(
-            "SELECT doc FROM cases WHERE id = ?1",
+            "SELECT doc FROM case_docs WHERE id = ?1",
             [case.id],
             |r| match r.get_ref(0)? {
                 ValueRef::Blob(b) => Ok(b.to_vec()),
@@ -76,7 +76,7 @@ async fn records_are_compressed_searchable_and_legacy_text_still_reads() {
 
     // A document written as plain JSON by an older version reads and searches the same.
     raw.execute(
-        "UPDATE cases SET doc = ?1 WHERE id = ?2",
+        "UPDATE case_docs SET doc = ?1 WHERE id = ?2",
         rusqlite::params![json, case.id],
     )
     .unwrap();
@@ -84,8 +84,11 @@ async fn records_are_compressed_searchable_and_legacy_text_still_reads() {
     assert_eq!(found("路灯").await, 1);
 
     // A corrupt document is an error, not a panic.
-    raw.execute("UPDATE cases SET doc = x'01ffff' WHERE id = ?1", [case.id])
-        .unwrap();
+    raw.execute(
+        "UPDATE case_docs SET doc = x'01ffff' WHERE id = ?1",
+        [case.id],
+    )
+    .unwrap();
     assert!(store.case(case.id).await.is_err());
 }
 
