@@ -207,6 +207,18 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
     // (a test's) has them from here on.
     crate::codec::register_functions(conn).db()?;
     crate::search::register(conn)?;
+    // A migration may rewrite a whole table through a temporary one (0023's DROP COLUMN
+    // copies every case row first): in a file, not in memory as the server's connections
+    // keep temporary tables (at 10M cases that was 9 GB of memory).
+    let temp_store: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0)).db()?;
+    conn.execute_batch("PRAGMA temp_store = FILE").db()?;
+    let migrated = migrate_in_one_transaction(conn);
+    conn.execute_batch(&format!("PRAGMA temp_store = {temp_store}"))
+        .db()?;
+    migrated
+}
+
+fn migrate_in_one_transaction(conn: &mut Connection) -> Result<i64> {
     // IMMEDIATE: two processes opening a new database at once must not both migrate it.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -259,8 +271,14 @@ mod tests {
             assert!(w[0].0 < w[1].0, "migrations must be in version order");
         }
         let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA temp_store = MEMORY").unwrap();
         let latest = MIGRATIONS.len() as i64;
         assert_eq!(migrate(&mut conn).unwrap(), latest);
+        // Temporary tables were in files while migrating only.
+        let temp_store: i64 = conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 2);
         // Running again applies nothing and keeps the data.
         assert_eq!(migrate(&mut conn).unwrap(), latest);
         let n: i64 = conn
