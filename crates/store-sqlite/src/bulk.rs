@@ -103,6 +103,7 @@ pub(crate) fn end(conn: &Connection) -> Result<usize> {
     let built = build(conn, &pending);
     set_sort_threads(conn, 0)?;
     built?;
+    crate::search::merge_all(conn)?;
     Ok(pending.len())
 }
 
