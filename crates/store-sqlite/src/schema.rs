@@ -265,6 +265,17 @@ fn migrate_in_one_transaction(conn: &mut Connection) -> Result<i64> {
 mod tests {
     use super::*;
 
+    /// A case row as versions before 0023 wrote them, its document inside.
+    fn insert_case_with_doc(conn: &Connection, id: i64, doc: &dyn rusqlite::ToSql) {
+        conn.execute(
+            "INSERT INTO cases (id, number, status, version, channel, area_path, org_path,
+                 overdue, created_at, updated_at, doc)
+             VALUES (?1, ?2, 'reported', 1, 'hotline', '/1/', '/1/', 0, 0, 0, ?3)",
+            rusqlite::params![id, format!("n{id}"), doc],
+        )
+        .unwrap();
+    }
+
     #[test]
     fn migrations_are_ordered_and_idempotent() {
         for w in MIGRATIONS.windows(2) {
@@ -309,13 +320,7 @@ mod tests {
             r#"{"title": "older than the channels"}"#,
         ];
         for (i, doc) in docs.iter().enumerate() {
-            conn.execute(
-                "INSERT INTO cases (id, number, status, version, channel, area_path, org_path,
-                     overdue, created_at, updated_at, doc)
-                 VALUES (?1, ?2, 'reported', 1, 'hotline', '/1/', '/1/', 0, 0, 0, ?3)",
-                rusqlite::params![i as i64 + 1, format!("n{i}"), doc],
-            )
-            .unwrap();
+            insert_case_with_doc(&conn, i as i64 + 1, doc);
         }
         assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len() as i64);
         type Columns = (Option<f64>, Option<f64>, Option<String>, Option<i64>);
@@ -361,13 +366,7 @@ mod tests {
         let compressed = compress(Kind::Case, json.as_bytes()).unwrap();
         let docs: [&dyn rusqlite::ToSql; 2] = [&compressed, &json];
         for (i, doc) in docs.into_iter().enumerate() {
-            conn.execute(
-                "INSERT INTO cases (id, number, status, version, channel, area_path, org_path,
-                     overdue, created_at, updated_at, doc)
-                 VALUES (?1, ?2, 'reported', 1, 'hotline', '/1/', '/1/', 0, 0, 0, ?3)",
-                rusqlite::params![i as i64 + 1, format!("n{i}"), doc],
-            )
-            .unwrap();
+            insert_case_with_doc(&conn, i as i64 + 1, doc);
         }
         assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len() as i64);
         let moved: Vec<(i64, String, Vec<u8>)> = conn
