@@ -350,6 +350,16 @@ mod tests {
         varint()
     }
 
+    /// How many cases the index finds for `q`.
+    fn found(conn: &Connection, q: &str) -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM cases_search WHERE cases_search MATCH ?1",
+            [match_query(q).unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
     /// The index merges in steps taken by write batches, never on its own (migrations 0017
     /// and 0022).
     #[test]
@@ -384,14 +394,7 @@ mod tests {
         let n = segments(&conn);
         assert!((1..=17).contains(&n), "{n} segments after 40 batches");
         // Merged, every case is still found.
-        let found: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM cases_search WHERE cases_search MATCH ?1",
-                [match_query("路灯").unwrap()],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(found, 160);
+        assert_eq!(found(&conn, "路灯"), 160);
     }
 
     /// What a bulk import leaves merges into one segment, every case still found.
@@ -408,13 +411,6 @@ mod tests {
         assert_eq!(segments(&conn), 20);
         merge_all(&conn).unwrap();
         assert_eq!(segments(&conn), 1);
-        let found: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM cases_search WHERE cases_search MATCH ?1",
-                [match_query("井盖").unwrap()],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(found, 20);
+        assert_eq!(found(&conn, "井盖"), 20);
     }
 }
