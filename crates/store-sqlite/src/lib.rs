@@ -32,6 +32,7 @@
 mod attachments;
 mod boundaries;
 mod bulk;
+mod case_doc;
 mod cases;
 mod chain;
 mod channels;
