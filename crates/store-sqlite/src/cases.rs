@@ -13,8 +13,8 @@ use gridloop_store::{CaseUpdate, CreateCase, Created, ImportCase, Result, StoreE
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::case_doc::{self, case_row};
 use crate::chain::{ChainHead, ChainLink, PreparedEvent};
+use crate::codec::{self, Kind};
 use crate::rollups::RollupDelta;
 use crate::sql::{Db, collect, first, get, is_unique_violation, ms};
 
@@ -29,13 +29,26 @@ struct CaseRow<'a> {
     updated_at: i64,
     lat: Option<f64>,
     lng: Option<f64>,
-    /// The document as stored (compressed JSON, see [`codec`] and [`case_doc`]).
+    /// The document as stored (compressed JSON, see [`codec`]).
     doc: Vec<u8>,
+}
+
+fn encode(case: &Case) -> Result<String> {
+    serde_json::to_string(case)
+        .map_err(|e| StoreError::Backend(format!("cannot encode case {}: {e}", case.id)))
 }
 
 impl<'a> CaseRow<'a> {
     fn new(case: &'a Case) -> Result<CaseRow<'a>> {
-        Ok(CaseRow::with_doc(case, case_doc::stored(case)?))
+        CaseRow::with_json(case, &encode(case)?)
+    }
+
+    /// A row around the case's JSON document.
+    fn with_json(case: &'a Case, json: &str) -> Result<CaseRow<'a>> {
+        Ok(CaseRow::with_doc(
+            case,
+            codec::compress(Kind::Case, json.as_bytes())?,
+        ))
     }
 
     /// A row around the case's document as stored.
@@ -98,25 +111,27 @@ const UPDATE_CASE: &str = "UPDATE cases SET status = ?3, version = ?4, channel =
 const INSERT_DOC: &str = "INSERT INTO case_docs (id, doc) VALUES (?1, ?2)";
 const UPDATE_DOC: &str = "UPDATE case_docs SET doc = ?2 WHERE id = ?1";
 
-/// The case in a column read at `idx` ([`case_row!`]).
+/// The case in a `case_docs.doc` column read at `idx`, compressed or, if written before
+/// compression, plain JSON.
 pub(crate) fn doc_at(r: &Row<'_>, idx: usize, id: i64) -> Result<Case> {
-    case_doc::decode(r.get_ref(idx).db()?, id)
+    let json = codec::decode(Kind::Case, r.get_ref(idx).db()?)?;
+    serde_json::from_slice(&json)
+        .map_err(|e| StoreError::Backend(format!("the stored case {id} is corrupt: {e}")))
 }
 
 pub(crate) fn load_case(conn: &Connection, id: i64) -> Result<Option<Case>> {
     let mut stmt = conn
-        .prepare_cached(concat!("SELECT ", case_row!(), " FROM cases WHERE id = ?1"))
+        .prepare_cached("SELECT doc FROM case_docs WHERE id = ?1")
         .db()?;
     first(stmt.query([id]).db()?, |r| doc_at(r, 0, id))
 }
 
 pub(crate) fn case_by_number(conn: &Connection, number: &str) -> Result<Option<Case>> {
     let mut stmt = conn
-        .prepare_cached(concat!(
-            "SELECT id, ",
-            case_row!(),
-            " FROM cases WHERE number = ?1"
-        ))
+        .prepare_cached(
+            "SELECT cases.id, case_docs.doc FROM cases
+             JOIN case_docs ON case_docs.id = cases.id WHERE number = ?1",
+        )
         .db()?;
     first(stmt.query([number]).db()?, |r| doc_at(r, 1, get(r, 0)?))
 }
@@ -209,25 +224,42 @@ fn parse_number(number: &str) -> Option<(NaiveDate, i64)> {
     Some((day, seq))
 }
 
-/// A new case made ready before its write job: the document and the events encoded, the
-/// measures summed. The writer, which runs one job at a time for the whole store, is left
-/// with what must be serial: the id and number, the chain, the inserts.
+/// A new case made ready before its write job: the document encoded but for its identity,
+/// the events encoded, the measures summed. The writer, which runs one job at a time for the
+/// whole store, is left with what must be serial: the id and number, the chain, the inserts.
 pub(crate) struct PreparedCase {
     case: Case,
-    /// The document as stored, apart from the row and so from the id and number the writer
-    /// assigns; `None` if the case needs a whole document ([`case_doc::apart`]).
-    doc: Option<Vec<u8>>,
+    /// The document after `{"id":…,"number":…`, which the writer assigns.
+    doc_tail: String,
     events: Vec<PreparedEvent>,
+}
+
+/// How a case document starts: `Case` serializes `id` and `number` first.
+fn identity(id: i64, number: &str) -> Result<String> {
+    let number = serde_json::to_string(number)
+        .map_err(|e| StoreError::Backend(format!("cannot encode case number: {e}")))?;
+    Ok(format!("{{\"id\":{id},\"number\":{number}"))
 }
 
 impl PreparedCase {
     pub fn new(case: Case, events: Vec<NewEvent>) -> Result<PreparedCase> {
-        let doc = case_doc::apart(&case)?;
+        let mut doc = encode(&case)?;
+        let head = identity(case.id, &case.number)?;
+        if !doc.starts_with(&head) {
+            return Err(StoreError::Backend(
+                "a case document does not start with its id and number".into(),
+            ));
+        }
+        let doc_tail = doc.split_off(head.len());
         let events = events
             .into_iter()
             .map(PreparedEvent::new)
             .collect::<Result<_>>()?;
-        Ok(PreparedCase { case, doc, events })
+        Ok(PreparedCase {
+            case,
+            doc_tail,
+            events,
+        })
     }
 
     /// Inserts the case under `id` (and `number`, when given) with its events on the chain.
@@ -242,11 +274,9 @@ impl PreparedCase {
         if let Some(n) = number {
             self.case.number = n;
         }
-        let row = match self.doc.take() {
-            Some(doc) => CaseRow::with_doc(&self.case, doc),
-            None => CaseRow::new(&self.case)?,
-        };
-        insert_row(conn, &row)?;
+        let mut doc = identity(id, &self.case.number)?;
+        doc.push_str(&self.doc_tail);
+        insert_row(conn, &CaseRow::with_json(&self.case, &doc)?)?;
         head.link()?.link(id, &mut self.events)?;
         head.append_linked(conn, id, &self.events)?;
         Ok(self.case)
@@ -506,9 +536,9 @@ impl ImportEncoder {
     }
 }
 
-/// Gives a chunk its ids from `start` on, links its events to the chain, compresses the
-/// documents that need the id ([`case_doc::apart`]) and sends it to the writer; false when
-/// the import is over (an error here or there).
+/// Gives a chunk its ids from `start` on, links its events to the chain, compresses its
+/// documents and sends it to the writer; false when the import is over (an error here
+/// or there).
 fn hand_over(
     parts: &SyncSender<Result<ImportPart>>,
     mut rows: Vec<ImportRow>,
@@ -518,12 +548,12 @@ fn hand_over(
     for r in &mut rows {
         r.case.id = start.next_id;
         start.next_id += 1;
-        let mut encoded = start.chain.link(r.case.id, &mut r.events);
-        if encoded.is_ok() && r.doc.is_empty() {
-            encoded = case_doc::stored(&r.case).map(|doc| r.doc = doc);
-        }
+        let encoded = start
+            .chain
+            .link(r.case.id, &mut r.events)
+            .and_then(|()| compress_case(&r.case));
         match encoded {
-            Ok(()) => {}
+            Ok(doc) => r.doc = doc,
             Err(e) => {
                 finished = Err(e);
                 break;
@@ -537,8 +567,8 @@ fn hand_over(
         && !failed
 }
 
-/// An imported case made ready but for its id: its document (unless it needs the id) and
-/// its events encoded, its measures and number counted.
+/// An imported case made ready but for its id and so its document: its events encoded,
+/// its measures and number counted.
 fn prepare_import(
     c: ImportCase,
     rollups: &mut RollupDelta,
@@ -565,10 +595,28 @@ fn prepare_import(
         .map(PreparedEvent::new)
         .collect::<Result<_>>()?;
     Ok(ImportRow {
-        // Empty (no stored value is) until the id is known, if it needs it.
-        doc: case_doc::apart(&case)?.unwrap_or_default(),
         case,
+        doc: Vec::new(),
         events,
+    })
+}
+
+thread_local! {
+    /// The buffer [`compress_case`] writes a document's JSON in, reused case after case.
+    static DOC_JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The document as stored, as [`CaseRow::new`] makes it (the same JSON, compressed),
+/// without a new string grown for each case.
+fn compress_case(case: &Case) -> Result<Vec<u8>> {
+    DOC_JSON.with(|json| {
+        let mut json = json.borrow_mut();
+        json.clear();
+        serde_json::to_writer(&mut *json, case)
+            .map_err(|e| StoreError::Backend(format!("cannot encode case {}: {e}", case.id)))?;
+        let doc = codec::compress(Kind::Case, &json);
+        codec::let_go_if_large(&mut json);
+        doc
     })
 }
 

@@ -186,12 +186,10 @@ fn decompress_frame(kind: Kind, frame: &[u8]) -> Result<Vec<u8>> {
     })
 }
 
-/// The store's SQL functions over stored values: `doc_json(doc)`, a case document as
-/// stored as JSON text (the `q` search), whether compressed or not, and `case_row`, a
-/// case as read with its row's fields ([`crate::case_doc`]).
+/// `doc_json(doc)`: a case document as JSON text inside SQL (the `q` search), whether
+/// stored compressed or not.
 pub(crate) fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
-    crate::case_doc::register_function(conn)?;
     conn.create_scalar_function(
         "doc_json",
         1,

@@ -13,7 +13,6 @@ use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::attachments;
-use crate::case_doc::case_row;
 use crate::cases::{doc_at, insert_case};
 use crate::chain::{
     LINKED_EVENT_COLUMNS, LINKED_EVENTS, hash_blob, linked_event_from_row, prev_hash,
@@ -344,7 +343,7 @@ fn table_of(section: Section) -> (&'static str, &'static str, &'static str, Conv
         Section::NightVisits => ("night_visits", "rowid", VISIT_COLUMNS, |r| {
             visit_from_row(r).map(Record::NightVisit)
         }),
-        Section::Cases => ("cases", "id", concat!("id, ", case_row!()), |r| {
+        Section::Cases => ("case_docs", "id", "id, doc", |r| {
             doc_at(r, 1, get(r, 0)?).map(|c| Record::Case(Box::new(c)))
         }),
         Section::Idempotency => (

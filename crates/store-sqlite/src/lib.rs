@@ -32,7 +32,6 @@
 mod attachments;
 mod boundaries;
 mod bulk;
-mod case_doc;
 mod cases;
 mod chain;
 mod channels;

@@ -34,7 +34,7 @@ use gridloop_store::{BBox, CaseFilter, CaseSort, Page, Result, StoreError, Visib
 use rusqlite::Connection;
 use rusqlite::types::{Value, ValueRef};
 
-use crate::case_doc::{self, case_row};
+use crate::codec::{self, Kind};
 use crate::sql::{Db, Sql, get};
 
 pub(crate) const MAX_LIMIT: u32 = 200;
@@ -255,9 +255,9 @@ fn bbox(b: &BBox) -> Sql {
         .bind(b.max_lng)
 }
 
-/// A listed case (its document in `case_docs` and its row's fields, [`case_row!`]), in a
-/// query over `cases`. In the select list SQLite reads it only for the rows it returns.
-const DOC: &str = case_row!();
+/// A listed case's document (`case_docs`, migration 0023), in a query over `cases`. In the
+/// select list SQLite looks it up only for the rows it returns.
+const DOC: &str = "(SELECT doc FROM case_docs WHERE case_docs.id = cases.id)";
 
 /// `q` as a substring of the number, title or description. Title and description are read
 /// from the document rather than kept twice: SQLite parses JSON about as fast as it
@@ -688,7 +688,7 @@ fn list_with_budget(conn: &Connection, f: &CaseFilter, walk_budget: usize) -> Re
                     Some(k) => fetch(conn, &k.keys(f.sort, from, want), false, &mut rows)?,
                     None => {
                         let q = collect_query(f.sort, &ids, &conds, from, want);
-                        fetch(conn, &q, false, &mut rows)?;
+                        fetch(conn, &q, true, &mut rows)?;
                     }
                 }
             }
@@ -819,13 +819,13 @@ fn walk_query(sort: CaseSort, open: bool, conds: &Sql, cursor: Option<Key>, limi
     finish_query(q, sort, cursor, limit)
 }
 
-/// The rest of a sparse list: the keys of the candidates from the path indexes, after the
-/// walked rows. Without the cases: the candidates are sorted, and SQLite would read each
-/// one's before sorting (a street's backlog, for a page); the page's are read by id after.
+/// The rest of a sparse list: the candidates from the path indexes, after the walked rows.
 fn collect_query(sort: CaseSort, ids: &Sql, conds: &Sql, after: Option<Key>, limit: usize) -> Sql {
     let q = Sql::new("SELECT id, ")
         .push(key_expr(sort))
         // NOT INDEXED: the candidates drive by rowid; no other index may tempt the planner.
+        .push(", ")
+        .push(DOC)
         .push(" FROM cases NOT INDEXED WHERE id IN (")
         .append(ids)
         .push(") AND ")
@@ -853,15 +853,14 @@ fn fewer_than(conn: &Connection, ids: &Sql, n: usize) -> Result<bool> {
 /// nor any surplus of a collected page.
 type Listed = (Key, Option<Value>);
 
-/// A case's whole JSON by id.
-const BY_ID: &str = concat!("SELECT ", case_row!(), " FROM cases WHERE id = ?1");
-
 /// Reads the documents of the rows that have none yet, by id.
 fn read_docs(conn: &Connection, rows: &mut [Listed]) -> Result<()> {
     if rows.iter().all(|(_, doc)| doc.is_some()) {
         return Ok(());
     }
-    let mut stmt = conn.prepare_cached(BY_ID).db()?;
+    let mut stmt = conn
+        .prepare_cached("SELECT doc FROM case_docs WHERE id = ?1")
+        .db()?;
     for (k, doc) in rows.iter_mut().filter(|(_, doc)| doc.is_none()) {
         *doc = Some(stmt.query_row([k.id], |r| r.get(0)).db()?);
     }
@@ -869,7 +868,14 @@ fn read_docs(conn: &Connection, rows: &mut [Listed]) -> Result<()> {
 }
 
 fn decode_doc(id: i64, doc: Value) -> Result<Case> {
-    case_doc::decode(ValueRef::from(&doc), id)
+    let corrupt = |e: &dyn std::fmt::Display| {
+        StoreError::Backend(format!("the stored case {id} is corrupt: {e}"))
+    };
+    let json = codec::decode(Kind::Case, ValueRef::from(&doc))?;
+    // The document checked as UTF-8 at once: parsing bytes checks every string on its own,
+    // which was a sixth of the parse (a document holds ~40 short strings).
+    let text = std::str::from_utf8(&json).map_err(|e| corrupt(&e))?;
+    serde_json::from_str(text).map_err(|e| corrupt(&e))
 }
 
 /// Runs a `SELECT id, key, doc` query (`SELECT id, key` without `with_doc`) and appends
@@ -1680,7 +1686,9 @@ mod tests {
             assert_eq!(stmt.get_status(StatementStatus::Run), 3, "{}", q.text);
             assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{}", q.text);
         }
-        let docs = conn.prepare_cached(BY_ID).unwrap();
+        let docs = conn
+            .prepare_cached("SELECT doc FROM case_docs WHERE id = ?1")
+            .unwrap();
         assert!(docs.get_status(StatementStatus::Run) >= 3);
         assert_eq!(docs.get_status(StatementStatus::RePrepare), 0);
 
