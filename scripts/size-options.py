@@ -106,7 +106,7 @@ def main():
     (top,) = conn.execute("SELECT max(id) FROM cases").fetchone()
     random.seed(7)
     cases = []
-    for cid in random.sample(range(1, top + 1), n):
+    for cid in random.sample(range(1, top + 1), min(n, top)):
         events = [event(d) for (d,) in conn.execute(
             "SELECT details FROM events WHERE case_id = ? ORDER BY seq", (cid,))]
         row = conn.execute("SELECT doc FROM case_docs WHERE id = ?", (cid,)).fetchone()
